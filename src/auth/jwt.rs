@@ -1,0 +1,179 @@
+//! Token issuing and verification: HS256 only, the contract's claims, and the
+//! mapping of every way a token can be wrong to `invalid_token` or
+//! `token_expired`.
+
+use chrono::{DateTime, TimeZone, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{AppConfig, Secret};
+use crate::error::ApiError;
+
+/// The one algorithm the service signs with and accepts.
+pub const ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// Keeps access and refresh tokens apart (the `type` claim, as
+/// Flask-JWT-Extended names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+/// The claims as they travel. Ids stay strings here so that a non-canonical
+/// one can be refused even when correctly signed.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireClaims {
+    iss: String,
+    sub: String,
+    iat: i64,
+    exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+    jti: String,
+    sid: String,
+    #[serde(rename = "type")]
+    token_type: TokenType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+}
+
+/// The claims of a token whose signature and claims all checked out.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub user_id: Uuid,
+    pub jti: Uuid,
+    pub sid: Uuid,
+    pub token_type: TokenType,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Present in access tokens.
+    pub username: Option<String>,
+}
+
+/// A freshly signed token.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub jti: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Signing and verification keys plus the validation rules, built once.
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+}
+
+impl Jwt {
+    pub fn new(secret: &Secret, config: &AppConfig) -> Self {
+        let mut validation = Validation::new(ALGORITHM);
+        validation.algorithms = vec![ALGORITHM];
+        validation.leeway = config.leeway;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        Jwt {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+            validation,
+            issuer: config.issuer.clone(),
+        }
+    }
+
+    /// Signs a token of `token_type` for the session `sid`.
+    pub fn issue(
+        &self,
+        token_type: TokenType,
+        user_id: Uuid,
+        username: Option<&str>,
+        sid: Uuid,
+        now: DateTime<Utc>,
+        ttl_seconds: u64,
+    ) -> Result<Issued, ApiError> {
+        let jti = Uuid::new_v4();
+        let exp = now.timestamp() + ttl_seconds as i64;
+        let claims = WireClaims {
+            iss: self.issuer.clone(),
+            sub: user_id.to_string(),
+            iat: now.timestamp(),
+            exp,
+            nbf: None,
+            jti: jti.to_string(),
+            sid: sid.to_string(),
+            token_type,
+            username: username.map(str::to_owned),
+        };
+        let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding).map_err(|e| {
+            log::error!("cannot sign a token: {e}");
+            ApiError::Internal
+        })?;
+        Ok(Issued { token, jti, expires_at: timestamp(exp)? })
+    }
+
+    /// Verifies signature (first), algorithm, `iss`, `exp`/`nbf` with leeway,
+    /// the required claims and the token type. Says nothing about revocation.
+    pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, ApiError> {
+        let data = jsonwebtoken::decode::<WireClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| describe(e.kind()))?;
+        let wire = data.claims;
+        if wire.token_type != expected {
+            return Err(ApiError::invalid_token(match expected {
+                TokenType::Access => "An access token is required",
+                TokenType::Refresh => "A refresh token is required",
+            }));
+        }
+        if expected == TokenType::Access && wire.username.is_none() {
+            return Err(ApiError::invalid_token("Token is missing the username claim"));
+        }
+        Ok(Claims {
+            user_id: canonical_uuid(&wire.sub, "sub")?,
+            jti: canonical_uuid(&wire.jti, "jti")?,
+            sid: canonical_uuid(&wire.sid, "sid")?,
+            token_type: wire.token_type,
+            issued_at: timestamp(wire.iat)?,
+            expires_at: timestamp(wire.exp)?,
+            username: wire.username,
+        })
+    }
+}
+
+fn describe(kind: &ErrorKind) -> ApiError {
+    match kind {
+        ErrorKind::ExpiredSignature => ApiError::TokenExpired,
+        ErrorKind::InvalidSignature => ApiError::invalid_token("Signature verification failed"),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            ApiError::invalid_token("Token algorithm is not accepted")
+        }
+        ErrorKind::InvalidIssuer => ApiError::invalid_token("Token issuer is not accepted"),
+        ErrorKind::ImmatureSignature => ApiError::invalid_token("Token is not yet valid"),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            ApiError::invalid_token(format!("Token is missing the {claim} claim"))
+        }
+        ErrorKind::Json(_) => {
+            ApiError::invalid_token("Token claims are missing or malformed")
+        }
+        _ => ApiError::invalid_token("Token is malformed"),
+    }
+}
+
+/// Accepts only the canonical lowercase hyphenated form.
+fn canonical_uuid(value: &str, claim: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(value)
+        .ok()
+        .filter(|id| id.hyphenated().to_string() == value)
+        .ok_or_else(|| ApiError::invalid_token(format!("The {claim} claim is not a canonical UUID")))
+}
+
+fn timestamp(seconds: i64) -> Result<DateTime<Utc>, ApiError> {
+    Utc.timestamp_opt(seconds, 0)
+        .single()
+        .ok_or_else(|| ApiError::invalid_token("Token times are out of range"))
+}

@@ -1,0 +1,177 @@
+//! The one error type of the HTTP layer, its mapping to status, code and
+//! `WWW-Authenticate` header, and the JSON catchers that replace Rocket's HTML
+//! pages.
+//!
+//! Policy: every error leaves as `{"error": CODE, "description": TEXT}`. Text
+//! sent to clients is written for clients; causes from the database or the
+//! hasher are logged where they are converted (see the `From` impls) and never
+//! sent. Guards and data guards cannot hand their error to a catcher directly,
+//! so they park it in the request-local cache with [`fail`], and the catcher
+//! renders it.
+
+use rocket::http::{Header, Status};
+use rocket::request::{self, Request};
+use rocket::response::{self, Responder, Response};
+use rocket::serde::json::{json, Json};
+use rocket::{catch, catchers, Catcher};
+
+use crate::db::DbError;
+
+/// The realm named in every `WWW-Authenticate` challenge.
+pub const REALM: &str = "jwt-blocklist";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("Missing Bearer token in the Authorization header")]
+    MissingToken,
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("Token has expired")]
+    TokenExpired,
+    #[error("Token has been revoked")]
+    TokenRevoked,
+    #[error("Invalid username or password")]
+    InvalidCredentials,
+    #[error("No such resource")]
+    NotFound,
+    #[error("Username is already taken")]
+    UsernameTaken,
+    #[error("Request body is too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("The database cannot be reached; try again shortly")]
+    ServiceUnavailable,
+    #[error("Internal server error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        ApiError::InvalidToken(description.into())
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            ApiError::InvalidRequest(_) => Status::BadRequest,
+            ApiError::MissingToken
+            | ApiError::InvalidToken(_)
+            | ApiError::TokenExpired
+            | ApiError::TokenRevoked
+            | ApiError::InvalidCredentials => Status::Unauthorized,
+            ApiError::NotFound => Status::NotFound,
+            ApiError::UsernameTaken => Status::Conflict,
+            ApiError::PayloadTooLarge => Status::PayloadTooLarge,
+            ApiError::InvalidInput(_) => Status::UnprocessableEntity,
+            ApiError::ServiceUnavailable => Status::ServiceUnavailable,
+            ApiError::Internal => Status::InternalServerError,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::MissingToken => "missing_token",
+            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::TokenExpired => "token_expired",
+            ApiError::TokenRevoked => "token_revoked",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::NotFound => "not_found",
+            ApiError::UsernameTaken => "username_taken",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::InvalidInput(_) => "invalid_input",
+            ApiError::ServiceUnavailable => "service_unavailable",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    /// The RFC 6750 challenge for errors about the Bearer token itself.
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self {
+            ApiError::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
+            ApiError::InvalidToken(_) | ApiError::TokenExpired | ApiError::TokenRevoked => {
+                // RFC 6750 §3 forbids '"' and '\' in error_description.
+                let description = self.to_string().replace(['"', '\\'], "'");
+                Some(format!(
+                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The error a catcher reports when nothing more specific was recorded.
+    fn for_status(status: Status) -> Self {
+        match status.code {
+            400 => ApiError::InvalidRequest("The request could not be understood".into()),
+            401 => ApiError::MissingToken,
+            404 => ApiError::NotFound,
+            413 => ApiError::PayloadTooLarge,
+            422 => ApiError::InvalidInput("The request body breaks the rules".into()),
+            503 => ApiError::ServiceUnavailable,
+            400..=499 => ApiError::InvalidRequest(
+                status.reason().unwrap_or("Request refused").to_owned(),
+            ),
+            _ => ApiError::Internal,
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::UniqueViolation => ApiError::UsernameTaken,
+            DbError::Unavailable(_) | DbError::Timeout => {
+                log::warn!("database unavailable: {error}");
+                ApiError::ServiceUnavailable
+            }
+            DbError::Other(_) | DbError::Migrate(_) | DbError::Config(_) => {
+                log::error!("database error: {error:?}");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        if self == ApiError::Internal {
+            log::error!("{} {} answered 500", request.method(), request.uri());
+        }
+        let body = json!({ "error": self.code(), "description": self.to_string() });
+        let mut response = Response::build_from(Json(body).respond_to(request)?)
+            .status(self.status())
+            .finalize();
+        if let Some(challenge) = self.www_authenticate() {
+            response.set_header(Header::new("WWW-Authenticate", challenge));
+        }
+        Ok(response)
+    }
+}
+
+/// What a failed guard leaves for the catcher.
+struct Recorded(Option<ApiError>);
+
+/// Records `error` for the catcher and returns the failing outcome; used by
+/// request guards and data guards alike.
+pub fn fail<S, F>(request: &Request<'_>, error: ApiError) -> rocket::outcome::Outcome<S, (Status, ApiError), F> {
+    request.local_cache(|| Recorded(Some(error.clone())));
+    rocket::outcome::Outcome::Error((error.status(), error))
+}
+
+#[catch(default)]
+fn json_catcher(status: Status, request: &Request<'_>) -> ApiError {
+    match &request.local_cache(|| Recorded(None)).0 {
+        Some(error) if error.status() == status => error.clone(),
+        _ => ApiError::for_status(status),
+    }
+}
+
+pub fn catchers() -> Vec<Catcher> {
+    catchers![json_catcher]
+}
+
+/// Convenience for request guards.
+pub type GuardOutcome<T> = request::Outcome<T, ApiError>;

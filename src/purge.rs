@@ -1,0 +1,71 @@
+//! The purge: deletes blocklist and session rows whose tokens can no longer
+//! be accepted anyway (`expires_at` + `leeway` in the past), so a purge never
+//! un-revokes anything. [`purge_expired`] does one run and is what tests call;
+//! the fairing runs it every `purge_interval` seconds until shutdown.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rocket::fairing::AdHoc;
+use rocket::tokio::time::{interval, MissedTickBehavior};
+use rocket_db_pools::Database;
+
+use crate::config::AppConfig;
+use crate::db::{Db, DbError, PurgeCounts, Store};
+
+/// Rows per DELETE: small enough that no statement holds locks for long.
+pub const BATCH_SIZE: i64 = 5_000;
+
+/// One purge run. `Ok(None)` when another instance holds the purge lock.
+pub async fn purge_expired(store: &Store, leeway: Duration) -> Result<Option<PurgeCounts>, DbError> {
+    let started = Instant::now();
+    let leeway = chrono::Duration::from_std(leeway).unwrap_or(chrono::Duration::MAX);
+    let cutoff = Utc::now().checked_sub_signed(leeway).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+    let result = store.purge_expired(cutoff, BATCH_SIZE).await;
+    match &result {
+        Ok(Some(counts)) => log::info!(
+            "purge removed {} revoked tokens and {} sessions in {:?}",
+            counts.revoked_tokens,
+            counts.sessions,
+            started.elapsed()
+        ),
+        Ok(None) => log::info!("purge skipped: another instance is purging"),
+        Err(error) => log::warn!("purge failed after {:?}: {error}", started.elapsed()),
+    }
+    result
+}
+
+/// Runs [`purge_expired`] every `purge_interval` seconds (0 turns it off) and
+/// stops on shutdown, even in the middle of a run.
+pub fn stage() -> AdHoc {
+    AdHoc::on_liftoff("Purge of expired revocations", |rocket| {
+        Box::pin(async move {
+            let (Some(config), Some(db)) = (rocket.state::<AppConfig>(), Db::fetch(rocket)) else {
+                return;
+            };
+            if config.purge_interval == 0 {
+                log::info!("purge timer off (purge_interval = 0)");
+                return;
+            }
+            let store: Store = (**db).clone();
+            let leeway = config.leeway();
+            let period = Duration::from_secs(config.purge_interval);
+            let mut shutdown = rocket.shutdown();
+            rocket::tokio::spawn(async move {
+                let mut ticker = interval(period);
+                ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                loop {
+                    rocket::tokio::select! {
+                        _ = ticker.tick() => {}
+                        _ = &mut shutdown => break,
+                    }
+                    rocket::tokio::select! {
+                        _ = purge_expired(&store, leeway) => {}
+                        _ = &mut shutdown => break,
+                    }
+                }
+                log::info!("purge timer stopped");
+            });
+        })
+    })
+}

@@ -1,0 +1,230 @@
+//! `/auth/*`: register, login, refresh (with rotation and reuse detection),
+//! logout, logout-all and me.
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use rocket::http::{Header, Status};
+use rocket::serde::json::{json, Json, Value};
+use rocket::{get, post, routes, Responder, Route, State};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::json::{JsonBody, RequestBody};
+use crate::auth::guard::AccessToken;
+use crate::auth::jwt::TokenType;
+use crate::auth::Auth;
+use crate::db::{Db, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
+use crate::error::ApiError;
+
+pub fn routes() -> Vec<Route> {
+    routes![register, login, refresh, logout, logout_all, me]
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+impl RequestBody for Credentials {
+    const FIELDS: &'static [&'static str] = &["username", "password"];
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+impl RequestBody for RefreshRequest {
+    const FIELDS: &'static [&'static str] = &["refresh_token"];
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: Uuid,
+    username: String,
+    created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        UserView {
+            id: user.id,
+            username: user.username.clone(),
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[derive(Serialize)]
+struct TokenPair {
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_expires_in: u64,
+}
+
+/// Token responses must not be cached (RFC 6749 §5.1).
+#[derive(Responder)]
+struct TokenResponse {
+    body: Json<TokenPair>,
+    cache_control: Header<'static>,
+    pragma: Header<'static>,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        TokenResponse {
+            body: Json(pair),
+            cache_control: Header::new("Cache-Control", "no-store"),
+            pragma: Header::new("Pragma", "no-cache"),
+        }
+    }
+}
+
+/// 3-32 characters of `[A-Za-z0-9_.-]`.
+fn is_valid_username(username: &str) -> bool {
+    (3..=32).contains(&username.len())
+        && username.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn validate_registration(username: &str, password: &str) -> Result<(), ApiError> {
+    if !is_valid_username(username) {
+        return Err(ApiError::InvalidInput(
+            "username must be 3-32 characters of letters, digits, '_', '.' or '-'".into(),
+        ));
+    }
+    if !(8..=1024).contains(&password.len()) {
+        return Err(ApiError::InvalidInput("password must be 8 to 1024 bytes long".into()));
+    }
+    Ok(())
+}
+
+#[post("/register", data = "<body>")]
+async fn register(
+    body: JsonBody<Credentials>,
+    db: &Db,
+    auth: &State<Auth>,
+) -> Result<(Status, Json<UserView>), ApiError> {
+    let Credentials { username, password } = body.0;
+    validate_registration(&username, &password)?;
+    // Cheap early answer; the unique index still decides races.
+    if db.user_by_username(&username).await?.is_some() {
+        return Err(ApiError::UsernameTaken);
+    }
+    let user = User {
+        id: Uuid::new_v4(),
+        username,
+        password_hash: auth.passwords.hash(password).await?,
+        created_at: Utc::now().trunc_subsecs(6),
+    };
+    db.insert_user(&user).await?;
+    Ok((Status::Created, Json(UserView::from(&user))))
+}
+
+#[post("/login", data = "<body>")]
+async fn login(body: JsonBody<Credentials>, db: &Db, auth: &State<Auth>) -> Result<TokenResponse, ApiError> {
+    let Credentials { username, password } = body.0;
+    // A name that could never have registered is just an unknown user: same
+    // answer, same argon2 work.
+    let user = if is_valid_username(&username) {
+        db.user_by_username(&username).await?
+    } else {
+        None
+    };
+    let hash = user.as_ref().map(|user| user.password_hash.as_str());
+    match (auth.passwords.verify(password, hash).await?, user) {
+        (true, Some(user)) => start_session(db, auth, &user).await,
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// The lifetime of a session's blocklist row must cover every token of it.
+fn session_ttl(auth: &Auth) -> u64 {
+    auth.config.access_token_ttl.max(auth.config.refresh_token_ttl)
+}
+
+fn token_pair(auth: &Auth, user: &User, sid: Uuid, now: DateTime<Utc>) -> Result<(TokenPair, Uuid, DateTime<Utc>), ApiError> {
+    let config = &auth.config;
+    let access = auth.jwt.issue(TokenType::Access, user.id, Some(&user.username), sid, now, config.access_token_ttl)?;
+    let refresh = auth.jwt.issue(TokenType::Refresh, user.id, None, sid, now, config.refresh_token_ttl)?;
+    let pair = TokenPair {
+        access_token: access.token,
+        refresh_token: refresh.token,
+        token_type: "Bearer",
+        expires_in: config.access_token_ttl,
+        refresh_expires_in: config.refresh_token_ttl,
+    };
+    Ok((pair, refresh.jti, now + chrono::Duration::seconds(session_ttl(auth) as i64)))
+}
+
+async fn start_session(db: &Db, auth: &Auth, user: &User) -> Result<TokenResponse, ApiError> {
+    let sid = Uuid::new_v4();
+    let (pair, refresh_jti, expires_at) = token_pair(auth, user, sid, Utc::now())?;
+    db.insert_session(&NewSession { id: sid, user_id: user.id, refresh_jti, expires_at }).await?;
+    Ok(pair.into())
+}
+
+#[post("/refresh", data = "<body>")]
+async fn refresh(body: JsonBody<RefreshRequest>, db: &Db, auth: &State<Auth>) -> Result<TokenResponse, ApiError> {
+    let claims = auth.jwt.verify(&body.0.refresh_token, TokenType::Refresh)?;
+    let user = db
+        .user_by_id(claims.user_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid_token("The token's user no longer exists"))?;
+    let now = Utc::now();
+    let (pair, next_jti, next_expires_at) = token_pair(auth, &user, claims.sid, now)?;
+    let rotation = Rotation {
+        sid: claims.sid,
+        user_id: user.id,
+        presented_jti: claims.jti,
+        presented_expires_at: claims.expires_at,
+        next_jti,
+        next_expires_at,
+        now,
+    };
+    match db.rotate_refresh(&rotation).await? {
+        RotationOutcome::Rotated => Ok(pair.into()),
+        RotationOutcome::Reused => {
+            log::warn!("refresh token reuse: session {} of user {} revoked", claims.sid, user.id);
+            Err(ApiError::TokenRevoked)
+        }
+    }
+}
+
+#[post("/logout")]
+async fn logout(token: AccessToken, db: &Db) -> Result<Json<Value>, ApiError> {
+    let claims = token.0;
+    let revocation = Revocation {
+        jti: claims.jti,
+        expires_at: claims.expires_at,
+        user_id: Some(claims.user_id),
+        reason: Reason::Logout,
+    };
+    db.revoke_token_and_session(&revocation, claims.sid, claims.expires_at).await?;
+    Ok(Json(json!({ "message": "Successfully logged out" })))
+}
+
+#[post("/logout-all")]
+async fn logout_all(token: AccessToken, db: &Db, auth: &State<Auth>) -> Result<Json<Value>, ApiError> {
+    let now = Utc::now();
+    let cutoff = now - chrono::Duration::seconds(auth.config.leeway as i64);
+    let revoked = db.revoke_user_sessions(token.0.user_id, now, cutoff).await?;
+    Ok(Json(json!({
+        "message": "Successfully logged out of all sessions",
+        "revoked_sessions": revoked,
+    })))
+}
+
+#[get("/me")]
+async fn me(token: AccessToken, db: &Db) -> Result<Json<UserView>, ApiError> {
+    let user = db
+        .user_by_id(token.0.user_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid_token("The token's user no longer exists"))?;
+    Ok(Json(UserView::from(&user)))
+}

@@ -1,0 +1,60 @@
+//! The JSON body data guard. It draws the contract's lines that Rocket's
+//! `Json<T>` and serde draw differently: wrong content type, malformed JSON, a
+//! body that is not an object, or a missing field is 400 `invalid_request`; a
+//! field of the wrong JSON type is 422 `invalid_input`; a body over
+//! [`BODY_LIMIT`] is 413, before anything is parsed or hashed.
+
+use rocket::data::{self, Data, FromData, ToByteUnit};
+use rocket::outcome::Outcome;
+use rocket::request::Request;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{fail, ApiError};
+
+/// Room for the longest legal password (1024 bytes) even fully \u-escaped,
+/// and far below anything that could hurt.
+pub const BODY_LIMIT_KIB: u64 = 16;
+
+/// A request body: its type, and the fields that must be present.
+pub trait RequestBody: DeserializeOwned {
+    const FIELDS: &'static [&'static str];
+}
+
+/// A JSON object body parsed into `T` under the contract's error rules.
+pub struct JsonBody<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: RequestBody> FromData<'r> for JsonBody<T> {
+    type Error = ApiError;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        match parse(request, data).await {
+            Ok(body) => Outcome::Success(JsonBody(body)),
+            Err(error) => fail(request, error),
+        }
+    }
+}
+
+async fn parse<T: RequestBody>(request: &Request<'_>, data: Data<'_>) -> Result<T, ApiError> {
+    if !request.content_type().is_some_and(|ct| ct.is_json()) {
+        return Err(ApiError::InvalidRequest("Content-Type must be application/json".into()));
+    }
+    let bytes = data
+        .open(BODY_LIMIT_KIB.kibibytes())
+        .into_bytes()
+        .await
+        .map_err(|_| ApiError::InvalidRequest("The request body could not be read".into()))?;
+    if !bytes.is_complete() {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::InvalidRequest(format!("Malformed JSON: {e}")))?;
+    let Value::Object(fields) = &value else {
+        return Err(ApiError::InvalidRequest("The body must be a JSON object".into()));
+    };
+    if let Some(missing) = T::FIELDS.iter().find(|name| !fields.contains_key(**name)) {
+        return Err(ApiError::InvalidRequest(format!("Missing field `{missing}`")));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::InvalidInput(format!("Invalid field: {e}")))
+}

@@ -1,0 +1,44 @@
+//! HTTP routes, one module per resource, each with its `routes()`.
+
+pub mod auth;
+pub mod json;
+
+use rocket::http::Status;
+use rocket::serde::json::{json, Json, Value};
+use rocket::{get, routes, Route};
+
+use crate::db::Db;
+
+#[cfg(not(feature = "bench-no-revocation-check"))]
+type ProtectedToken = crate::auth::guard::AccessToken;
+/// Benchmark-only build: the same route without the revocation step.
+#[cfg(feature = "bench-no-revocation-check")]
+type ProtectedToken = crate::auth::guard::VerifiedAccessToken;
+
+/// Routes mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    routes![protected, health]
+}
+
+/// Answered from the verified claims and the revocation check alone: the
+/// reference route for benchmarks.
+#[get("/protected")]
+fn protected(token: ProtectedToken) -> Json<Value> {
+    let claims = token.0;
+    Json(json!({
+        "message": "Access granted",
+        "user_id": claims.user_id,
+        "username": claims.username,
+    }))
+}
+
+#[get("/health")]
+async fn health(db: &Db) -> (Status, Json<Value>) {
+    match db.ping().await {
+        Ok(()) => (Status::Ok, Json(json!({ "status": "ok" }))),
+        Err(error) => {
+            log::warn!("health check failed: {error}");
+            (Status::ServiceUnavailable, Json(json!({ "status": "unavailable" })))
+        }
+    }
+}
