@@ -69,9 +69,7 @@ impl AppConfig {
     /// Extracts the settings and checks the values that would make the
     /// service unsafe or useless, with a message that names the key.
     pub fn from_figment(figment: &Figment) -> Result<Self, String> {
-        let config: AppConfig = figment
-            .extract()
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+        let config: AppConfig = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
         if config.access_token_ttl == 0 {
             return Err("access_token_ttl must be at least 1 second".into());
         }
@@ -133,10 +131,7 @@ fn load_or_generate_secret(data_dir: &Path) -> Result<Secret, String> {
             file.write_all(secret.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            log::warn!(
-                "no jwt_secret configured: generated one into {} (mode 0600)",
-                path.display()
-            );
+            log::warn!("no jwt_secret configured: generated one into {} (mode 0600)", path.display());
             Ok(Secret(secret))
         }
         // Another instance sharing the data folder won the race: use its secret.

@@ -111,9 +111,7 @@ impl ApiError {
             413 => ApiError::PayloadTooLarge,
             422 => ApiError::InvalidInput("The request body breaks the rules".into()),
             503 => ApiError::ServiceUnavailable,
-            400..=499 => ApiError::InvalidRequest(
-                status.reason().unwrap_or("Request refused").to_owned(),
-            ),
+            402..=499 => ApiError::InvalidRequest(status.reason().unwrap_or("Request refused").to_owned()),
             _ => ApiError::Internal,
         }
     }
@@ -141,9 +139,8 @@ impl<'r> Responder<'r, 'static> for ApiError {
             log::error!("{} {} answered 500", request.method(), request.uri());
         }
         let body = json!({ "error": self.code(), "description": self.to_string() });
-        let mut response = Response::build_from(Json(body).respond_to(request)?)
-            .status(self.status())
-            .finalize();
+        let mut response =
+            Response::build_from(Json(body).respond_to(request)?).status(self.status()).finalize();
         if let Some(challenge) = self.www_authenticate() {
             response.set_header(Header::new("WWW-Authenticate", challenge));
         }
@@ -156,7 +153,10 @@ struct Recorded(Option<ApiError>);
 
 /// Records `error` for the catcher and returns the failing outcome; used by
 /// request guards and data guards alike.
-pub fn fail<S, F>(request: &Request<'_>, error: ApiError) -> rocket::outcome::Outcome<S, (Status, ApiError), F> {
+pub fn fail<S, F>(
+    request: &Request<'_>,
+    error: ApiError,
+) -> rocket::outcome::Outcome<S, (Status, ApiError), F> {
     request.local_cache(|| Recorded(Some(error.clone())));
     rocket::outcome::Outcome::Error((error.status(), error))
 }

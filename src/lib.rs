@@ -24,10 +24,7 @@ pub fn figment() -> Figment {
     let mut figment = rocket::Config::figment();
     let data_dir: PathBuf = figment.extract_inner("data_dir").unwrap_or_else(|_| PathBuf::from("data"));
     figment = figment
-        .join((
-            "databases.main.url",
-            format!("sqlite://{}", data_dir.join("jwt-blocklist.db").display()),
-        ))
+        .join(("databases.main.url", format!("sqlite://{}", data_dir.join("jwt-blocklist.db").display())))
         .join(("databases.main.connect_timeout", 3));
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => figment.merge(("databases.main.url", url)),

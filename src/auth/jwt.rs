@@ -157,9 +157,7 @@ fn describe(kind: &ErrorKind) -> ApiError {
         ErrorKind::MissingRequiredClaim(claim) => {
             ApiError::invalid_token(format!("Token is missing the {claim} claim"))
         }
-        ErrorKind::Json(_) => {
-            ApiError::invalid_token("Token claims are missing or malformed")
-        }
+        ErrorKind::Json(_) => ApiError::invalid_token("Token claims are missing or malformed"),
         _ => ApiError::invalid_token("Token is malformed"),
     }
 }

@@ -26,9 +26,8 @@ pub fn stage() -> AdHoc {
         let prepared = async {
             let config = AppConfig::from_figment(rocket.figment())?;
             let secret = config.resolve_secret()?;
-            let passwords = Passwords::new()
-                .await
-                .map_err(|_| "cannot initialise password hashing".to_owned())?;
+            let passwords =
+                Passwords::new().await.map_err(|_| "cannot initialise password hashing".to_owned())?;
             Ok::<_, String>(Auth { jwt: Jwt::new(&secret, &config), passwords, config })
         };
         match prepared.await {

@@ -48,13 +48,10 @@ impl Passwords {
         let password = password.into();
         self.blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(&password, &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|e| {
-                    log::error!("cannot hash a password: {e}");
-                    ApiError::Internal
-                })
+            argon2().hash_password(&password, &salt).map(|hash| hash.to_string()).map_err(|e| {
+                log::error!("cannot hash a password: {e}");
+                ApiError::Internal
+            })
         })
         .await
     }

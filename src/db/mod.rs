@@ -62,15 +62,13 @@ impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
         use sqlx::Error as E;
         match &error {
-            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+            E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
                 DbError::Unavailable(error)
             }
             E::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
                 DbError::UniqueViolation
             }
-            E::Database(db) if is_unavailable_code(db.code().as_deref()) => {
-                DbError::Unavailable(error)
-            }
+            E::Database(db) if is_unavailable_code(db.code().as_deref()) => DbError::Unavailable(error),
             _ => DbError::Other(error),
         }
     }
@@ -85,8 +83,7 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
     if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") {
         return true;
     }
-    code.parse::<i32>()
-        .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 14))
+    code.parse::<i32>().is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 14))
 }
 
 /// A registered account.
@@ -203,9 +200,7 @@ impl Store {
     }
 
     async fn bounded<T>(&self, work: impl Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
-        rocket::tokio::time::timeout(self.timeout, work)
-            .await
-            .unwrap_or(Err(DbError::Timeout))
+        rocket::tokio::time::timeout(self.timeout, work).await.unwrap_or(Err(DbError::Timeout))
     }
 
     /// Applies the backend's migrations; idempotent.
@@ -287,7 +282,8 @@ impl Store {
         }
     }
 
-    async fn close(&self) {
+    /// Closes the pool: every later call fails with [`DbError::Unavailable`].
+    pub async fn close(&self) {
         match &self.backend {
             Backend::Postgres(pool) => pool.close().await,
             Backend::Sqlite(pool) => pool.close().await,
@@ -301,9 +297,8 @@ impl rocket_db_pools::Pool for Store {
     type Error = DbError;
 
     async fn init(figment: &Figment) -> Result<Self, Self::Error> {
-        let config: rocket_db_pools::Config = figment
-            .extract()
-            .map_err(|e| DbError::Config(e.to_string()))?;
+        let config: rocket_db_pools::Config =
+            figment.extract().map_err(|e| DbError::Config(e.to_string()))?;
         Store::connect(&config).await
     }
 
@@ -319,15 +314,14 @@ impl rocket_db_pools::Pool for Store {
 /// The database subsystem: the pool, then the migrations, at ignite.
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Database", |rocket| async {
-        rocket
-            .attach(Db::init())
-            .attach(AdHoc::try_on_ignite("Database migrations", run_migrations))
+        rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Database migrations", run_migrations))
     })
 }
 
 async fn run_migrations(rocket: Rocket<Build>) -> rocket::fairing::Result {
     let Some(db) = Db::fetch(&rocket) else {
-        return Err(rocket);
+        // The pool fairing has already failed and said why; launch aborts.
+        return Ok(rocket);
     };
     match db.migrate().await {
         Ok(()) => {

@@ -25,10 +25,7 @@ fn user_from_row((id, username, password_hash, created_at): UserRow) -> User {
     User { id, username, password_hash, created_at }
 }
 
-pub(super) async fn connect(
-    config: &rocket_db_pools::Config,
-    timeout: Duration,
-) -> Result<PgPool, DbError> {
+pub(super) async fn connect(config: &rocket_db_pools::Config, timeout: Duration) -> Result<PgPool, DbError> {
     let options = PgConnectOptions::from_str(&config.url)?
         .application_name("jwt-blocklist")
         .disable_statement_logging();
@@ -53,15 +50,13 @@ pub(super) async fn ping(pool: &PgPool) -> Result<(), DbError> {
 }
 
 pub(super) async fn insert_user(pool: &PgPool, user: &User) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(user.id)
-    .bind(&user.username)
-    .bind(&user.password_hash)
-    .bind(user.created_at)
-    .execute(pool)
-    .await?;
+    sqlx::query("INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(user.created_at)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -173,7 +168,8 @@ pub(super) async fn revoke_user_sessions(
 
     let mut live = 0;
     for (sid, expires_at) in sessions {
-        let revocation = Revocation { jti: sid, expires_at, user_id: Some(user_id), reason: Reason::LogoutAll };
+        let revocation =
+            Revocation { jti: sid, expires_at, user_id: Some(user_id), reason: Reason::LogoutAll };
         // A session a DBA had already revoked by hand was not live.
         if upsert_revocation(&mut tx, &revocation, now).await? && expires_at > now {
             live += 1;
@@ -184,11 +180,12 @@ pub(super) async fn revoke_user_sessions(
 }
 
 pub(super) async fn is_revoked(pool: &PgPool, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
-    let revoked = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1 OR jti = $2)")
-        .bind(jti)
-        .bind(sid)
-        .fetch_one(pool)
-        .await?;
+    let revoked =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1 OR jti = $2)")
+            .bind(jti)
+            .bind(sid)
+            .fetch_one(pool)
+            .await?;
     Ok(revoked)
 }
 
@@ -208,10 +205,8 @@ pub(super) async fn purge_expired(
 
     let result = purge_batches(&mut conn, cutoff, batch_size).await;
 
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(PURGE_LOCK_KEY)
-        .execute(&mut *conn)
-        .await;
+    let unlocked =
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PURGE_LOCK_KEY).execute(&mut *conn).await;
     if unlocked.is_err() {
         // Closing the connection is what releases a session lock for sure.
         drop(conn.detach());

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, SqliteConnection};
 use uuid::Uuid;
 
@@ -63,9 +65,8 @@ pub(super) async fn connect(
         .disable_statement_logging();
     if let Some(folder) = options.clone().get_filename().parent() {
         if !folder.as_os_str().is_empty() {
-            std::fs::create_dir_all(folder).map_err(|e| {
-                DbError::Config(format!("cannot create {}: {e}", folder.display()))
-            })?;
+            std::fs::create_dir_all(folder)
+                .map_err(|e| DbError::Config(format!("cannot create {}: {e}", folder.display())))?;
         }
     }
     let pool = SqlitePoolOptions::new()
@@ -130,7 +131,10 @@ pub(super) async fn insert_session(pool: &SqlitePool, session: &NewSession) -> R
     Ok(())
 }
 
-pub(super) async fn rotate_refresh(pool: &SqlitePool, rotation: &Rotation) -> Result<RotationOutcome, DbError> {
+pub(super) async fn rotate_refresh(
+    pool: &SqlitePool,
+    rotation: &Rotation,
+) -> Result<RotationOutcome, DbError> {
     let mut tx = pool.begin().await?;
     // Compare-and-set under SQLite's single writer lock: one rotation matches.
     let rotated = sqlx::query(
@@ -240,21 +244,16 @@ pub(super) async fn purge_expired(
     // take turns, and a row is deleted once.
     let cutoff = text(cutoff);
     let mut counts = PurgeCounts::default();
-    for (table, counter) in [
-        ("revoked_tokens", &mut counts.revoked_tokens),
-        ("sessions", &mut counts.sessions),
-    ] {
+    for (table, counter) in
+        [("revoked_tokens", &mut counts.revoked_tokens), ("sessions", &mut counts.sessions)]
+    {
         let statement = format!(
             "DELETE FROM {table} WHERE rowid IN (
                  SELECT rowid FROM {table} WHERE julianday(expires_at) < julianday(?1) LIMIT ?2)"
         );
         loop {
-            let removed = sqlx::query(&statement)
-                .bind(&cutoff)
-                .bind(batch_size)
-                .execute(pool)
-                .await?
-                .rows_affected();
+            let removed =
+                sqlx::query(&statement).bind(&cutoff).bind(batch_size).execute(pool).await?.rows_affected();
             *counter += removed;
             if removed < batch_size as u64 {
                 break;

@@ -47,11 +47,7 @@ struct UserView {
 
 impl From<&User> for UserView {
     fn from(user: &User) -> Self {
-        UserView {
-            id: user.id,
-            username: user.username.clone(),
-            created_at: rfc3339(user.created_at),
-        }
+        UserView { id: user.id, username: user.username.clone(), created_at: rfc3339(user.created_at) }
     }
 }
 
@@ -131,11 +127,7 @@ async fn login(body: JsonBody<Credentials>, db: &Db, auth: &State<Auth>) -> Resu
     let Credentials { username, password } = body.0;
     // A name that could never have registered is just an unknown user: same
     // answer, same argon2 work.
-    let user = if is_valid_username(&username) {
-        db.user_by_username(&username).await?
-    } else {
-        None
-    };
+    let user = if is_valid_username(&username) { db.user_by_username(&username).await? } else { None };
     let hash = user.as_ref().map(|user| user.password_hash.as_str());
     match (auth.passwords.verify(password, hash).await?, user) {
         (true, Some(user)) => start_session(db, auth, &user).await,
@@ -148,9 +140,21 @@ fn session_ttl(auth: &Auth) -> u64 {
     auth.config.access_token_ttl.max(auth.config.refresh_token_ttl)
 }
 
-fn token_pair(auth: &Auth, user: &User, sid: Uuid, now: DateTime<Utc>) -> Result<(TokenPair, Uuid, DateTime<Utc>), ApiError> {
+fn token_pair(
+    auth: &Auth,
+    user: &User,
+    sid: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(TokenPair, Uuid, DateTime<Utc>), ApiError> {
     let config = &auth.config;
-    let access = auth.jwt.issue(TokenType::Access, user.id, Some(&user.username), sid, now, config.access_token_ttl)?;
+    let access = auth.jwt.issue(
+        TokenType::Access,
+        user.id,
+        Some(&user.username),
+        sid,
+        now,
+        config.access_token_ttl,
+    )?;
     let refresh = auth.jwt.issue(TokenType::Refresh, user.id, None, sid, now, config.refresh_token_ttl)?;
     let pair = TokenPair {
         access_token: access.token,
@@ -170,7 +174,11 @@ async fn start_session(db: &Db, auth: &Auth, user: &User) -> Result<TokenRespons
 }
 
 #[post("/refresh", data = "<body>")]
-async fn refresh(body: JsonBody<RefreshRequest>, db: &Db, auth: &State<Auth>) -> Result<TokenResponse, ApiError> {
+async fn refresh(
+    body: JsonBody<RefreshRequest>,
+    db: &Db,
+    auth: &State<Auth>,
+) -> Result<TokenResponse, ApiError> {
     let claims = auth.jwt.verify(&body.0.refresh_token, TokenType::Refresh)?;
     let user = db
         .user_by_id(claims.user_id)

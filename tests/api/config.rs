@@ -1,0 +1,97 @@
+//! Start-up configuration: the signing secret (configured, or generated into
+//! the data folder with mode 0600 and reused), refused short secrets and
+//! unsupported database URLs, and the token settings.
+
+use rocket::http::Status;
+use rocket::local::asynchronous::Client;
+
+use crate::backend_tests;
+use crate::helpers::{claims_of, refused_fairings, test_figment, Backend, TestApp, TestDb};
+
+/// The test figment without a configured secret.
+fn figment_without_secret(db: &TestDb) -> rocket::figment::Figment {
+    jwt_blocklist::figment()
+        .merge(("databases.main.url", db.url()))
+        .merge(("purge_interval", 0))
+        .merge(("data_dir", db.folder()))
+        .merge(("log_level", "critical"))
+}
+
+async fn a_secret_is_generated_on_first_start_and_reused(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let first = Client::tracked(jwt_blocklist::rocket(figment_without_secret(&db))).await.expect("starts");
+    let path = db.folder().join("jwt_secret");
+
+    let secret = std::fs::read_to_string(&path).expect("secret file written");
+    assert!(secret.trim().len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let app = TestApp { client: first, db: db.clone(), secret: secret.trim().to_owned() };
+    let tokens = app.signup("alice").await;
+    drop(app);
+    let second = Client::tracked(jwt_blocklist::rocket(figment_without_secret(&db))).await.expect("starts");
+    let again = TestApp { client: second, db: db.clone(), secret: String::new() };
+
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), secret, "reused, not regenerated");
+    assert_eq!(again.protected(&tokens.access).await.status, Status::Ok);
+}
+
+async fn a_short_secret_is_refused_at_start(backend: Backend) {
+    let db = TestDb::create(backend).await;
+
+    let configured = test_figment(&db, &db.url(), "only-31-bytes-long-secret-value");
+    assert_eq!(refused_fairings(configured).await, ["Authentication"]);
+
+    std::fs::write(db.folder().join("jwt_secret"), "short").unwrap();
+    assert_eq!(refused_fairings(figment_without_secret(&db)).await, ["Authentication"]);
+
+    let exactly_32 = test_figment(&db, &db.url(), "exactly-32-bytes-long-secret-val");
+    assert!(Client::tracked(jwt_blocklist::rocket(exactly_32)).await.is_ok());
+}
+
+async fn an_unsupported_database_url_is_refused_at_start(backend: Backend) {
+    let db = TestDb::create(backend).await;
+
+    let figment = test_figment(&db, "mysql://root@127.0.0.1/test", &crate::helpers::random_secret());
+
+    assert_eq!(refused_fairings(figment).await, ["'main' Database Pool"]);
+}
+
+async fn token_settings_come_from_the_configuration(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |f| {
+        f.merge(("access_token_ttl", 60)).merge(("refresh_token_ttl", 3600)).merge(("issuer", "auth.example"))
+    })
+    .await;
+
+    let response = {
+        app.register("alice", crate::helpers::PASSWORD).await;
+        app.login("alice", crate::helpers::PASSWORD).await
+    };
+
+    assert_eq!(response.body["expires_in"], 60);
+    assert_eq!(response.body["refresh_expires_in"], 3600);
+    let claims = claims_of(response.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["iss"], "auth.example");
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 60);
+}
+
+async fn migrations_are_idempotent_across_restarts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+    let second = app.another_instance().await;
+    let third = app.another_instance().await;
+
+    assert_eq!(third.protected(&tokens.access).await.status, Status::Ok);
+    assert_eq!(second.db.count("SELECT count(*) FROM users").await, 1);
+}
+
+backend_tests!(
+    a_secret_is_generated_on_first_start_and_reused,
+    a_short_secret_is_refused_at_start,
+    an_unsupported_database_url_is_refused_at_start,
+    token_settings_come_from_the_configuration,
+    migrations_are_idempotent_across_restarts,
+);

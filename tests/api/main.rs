@@ -1,0 +1,13 @@
+//! The API test suite, one binary. Every test runs twice: against a fresh
+//! Postgres database and against a fresh SQLite file.
+
+mod helpers;
+
+mod config;
+mod endpoints;
+mod input;
+mod outage;
+mod purge;
+mod refresh;
+mod revocation;
+mod tokens;

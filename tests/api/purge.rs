@@ -1,0 +1,90 @@
+//! The purge removes only rows whose tokens can no longer be accepted, and
+//! the fairing runs it on its timer.
+
+use std::time::{Duration, Instant};
+
+use jwt_blocklist::purge::purge_expired;
+use uuid::Uuid;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, TestDb};
+
+async fn insert_revocation(db: &TestDb, jti: Uuid, seconds_from_now: i64) {
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(seconds_from_now)).to_rfc3339();
+    db.execute(&format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{jti}', '{expires_at}')"))
+        .await;
+}
+
+async fn purge_removes_expired_rows_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let live = app.signup("alice").await;
+    app.logout(&live.access).await; // two rows that must stay
+    for _ in 0..7 {
+        insert_revocation(&app.db, Uuid::new_v4(), -3600).await;
+    }
+    let future = Uuid::new_v4();
+    insert_revocation(&app.db, future, 3600).await;
+
+    let counts = purge_expired(app.store(), Duration::ZERO).await.expect("purge").expect("not locked");
+
+    assert_eq!(counts.revoked_tokens, 7);
+    assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 3);
+    app.protected(&live.access).await.assert_token_error("token_revoked");
+    app.refresh(&live.refresh).await.assert_token_error("token_revoked");
+    let again = purge_expired(app.store(), Duration::ZERO).await.expect("purge").expect("not locked");
+    assert_eq!(again.revoked_tokens, 0);
+}
+
+async fn purge_keeps_rows_within_the_leeway(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |f| f.merge(("leeway", 60))).await;
+    let recently_expired = Uuid::new_v4();
+    insert_revocation(&app.db, recently_expired, -10).await;
+
+    purge_expired(app.store(), Duration::from_secs(60)).await.expect("purge");
+    assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 1, "still acceptable with leeway");
+
+    purge_expired(app.store(), Duration::ZERO).await.expect("purge");
+    assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 0);
+}
+
+async fn purge_works_through_many_batches(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rows = jwt_blocklist::purge::BATCH_SIZE * 2 + 17;
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "INSERT INTO revoked_tokens (jti, expires_at)
+             SELECT gen_random_uuid(), now() - interval '1 hour' FROM generate_series(1, {rows})"
+        ),
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+             INSERT INTO revoked_tokens (jti, expires_at)
+             SELECT printf('00000000-0000-4000-8000-%012d', i), '2000-01-01T00:00:00Z' FROM n"
+        ),
+    };
+    app.db.execute(&sql).await;
+    insert_revocation(&app.db, Uuid::new_v4(), 3600).await;
+
+    let counts = purge_expired(app.store(), Duration::ZERO).await.expect("purge").expect("not locked");
+
+    assert_eq!(counts.revoked_tokens, rows as u64);
+    assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 1);
+}
+
+async fn the_purge_fairing_runs_on_its_timer(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |f| f.merge(("purge_interval", 1))).await;
+    insert_revocation(&app.db, Uuid::new_v4(), -3600).await;
+    insert_revocation(&app.db, Uuid::new_v4(), 3600).await;
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.db.count("SELECT count(*) FROM revoked_tokens").await != 1 {
+        assert!(Instant::now() < deadline, "the timer never purged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+backend_tests!(
+    purge_removes_expired_rows_only,
+    purge_keeps_rows_within_the_leeway,
+    purge_works_through_many_batches,
+    the_purge_fairing_runs_on_its_timer,
+);

@@ -1,0 +1,82 @@
+//! Refresh rotation: a refresh token works once; reuse revokes the session;
+//! of concurrent refreshes with one token exactly one wins.
+
+use futures::future::join_all;
+use rocket::http::Status;
+
+use crate::backend_tests;
+use crate::helpers::{claim, Backend, TestApp, Tokens};
+
+async fn refresh_rotates_into_a_new_pair_of_the_same_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let first = app.signup("alice").await;
+
+    let response = app.refresh(&first.refresh).await;
+
+    assert_eq!(response.status, Status::Ok, "{:?}", response.body);
+    assert_eq!(response.body["token_type"], "Bearer");
+    assert_eq!(response.cache_control.as_deref(), Some("no-store"));
+    let second = Tokens::from_body(&response.body);
+    assert_eq!(claim(&second.access, "sid"), claim(&first.access, "sid"));
+    assert_ne!(claim(&second.refresh, "jti"), claim(&first.refresh, "jti"));
+    assert_eq!(app.protected(&second.access).await.status, Status::Ok);
+    assert_eq!(app.protected(&first.access).await.status, Status::Ok, "rotation does not end the session");
+    let used = app.db.count("SELECT count(*) FROM revoked_tokens WHERE reason = 'refresh_rotated'").await;
+    assert_eq!(used, 1, "the used refresh token is listed");
+    let third = app.refresh(&second.refresh).await;
+    assert_eq!(third.status, Status::Ok, "the new refresh token works");
+}
+
+async fn reusing_a_refresh_token_revokes_the_whole_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let first = app.signup("alice").await;
+    let second = Tokens::from_body(&app.refresh(&first.refresh).await.body);
+
+    let reuse = app.refresh(&first.refresh).await;
+
+    reuse.assert_token_error("token_revoked");
+    app.protected(&second.access).await.assert_token_error("token_revoked");
+    app.protected(&first.access).await.assert_token_error("token_revoked");
+    app.refresh(&second.refresh).await.assert_token_error("token_revoked");
+    let sid = claim(&first.access, "sid");
+    let listed = app
+        .db
+        .count(&format!(
+            "SELECT count(*) FROM revoked_tokens WHERE jti = '{sid}' AND reason = 'refresh_reuse'"
+        ))
+        .await;
+    assert_eq!(listed, 1);
+}
+
+async fn concurrent_refreshes_with_one_token_have_exactly_one_winner(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+
+    let responses = join_all((0..20).map(|_| app.refresh(&tokens.refresh))).await;
+
+    let winners: Vec<_> = responses.iter().filter(|r| r.status == Status::Ok).collect();
+    assert_eq!(winners.len(), 1, "statuses: {:?}", responses.iter().map(|r| r.status).collect::<Vec<_>>());
+    for response in responses.iter().filter(|r| r.status != Status::Ok) {
+        response.assert_token_error("token_revoked");
+    }
+    let winner = Tokens::from_body(&winners[0].body);
+    app.protected(&winner.access).await.assert_token_error("token_revoked");
+    app.refresh(&winner.refresh).await.assert_token_error("token_revoked");
+}
+
+async fn refresh_with_an_expired_or_forged_token_is_rejected(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |f| f.merge(("refresh_token_ttl", 1))).await;
+    let tokens = app.signup("alice").await;
+
+    app.refresh("garbage").await.assert_token_error("invalid_token");
+    app.refresh("").await.assert_token_error("invalid_token");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // exp has 1 s resolution
+    app.refresh(&tokens.refresh).await.assert_token_error("token_expired");
+}
+
+backend_tests!(
+    refresh_rotates_into_a_new_pair_of_the_same_session,
+    reusing_a_refresh_token_revokes_the_whole_session,
+    concurrent_refreshes_with_one_token_have_exactly_one_winner,
+    refresh_with_an_expired_or_forged_token_is_rejected,
+);
