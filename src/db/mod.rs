@@ -10,11 +10,21 @@
 //! Every call is bounded by `connect_timeout`: when the database is gone the
 //! caller gets [`DbError::Unavailable`] or [`DbError::Timeout`] within seconds
 //! rather than hanging, and the HTTP layer answers 503 (fail closed).
+//!
+//! The revocation check is answered from memory ([`cache`]) while a follower
+//! keeps that copy current (Postgres LISTEN/NOTIFY, the SQLite event log), and
+//! from the database whenever the follower is not sure it is.
 
+pub use cache::CacheStatus;
+use cache::RevocationCache;
+
+mod cache;
 mod postgres;
 mod sqlite;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -34,7 +44,11 @@ pub struct Db(Store);
 pub struct Store {
     backend: Backend,
     timeout: Duration,
+    cache: Arc<RevocationCache>,
 }
+
+/// A row a write put on the blocklist: its id and until when.
+type Listed = (Uuid, DateTime<Utc>);
 
 #[derive(Clone)]
 enum Backend {
@@ -188,7 +202,7 @@ impl Store {
                 "databases.main.url must start with postgres:// or sqlite://".into(),
             ));
         };
-        Ok(Store { backend, timeout })
+        Ok(Store { backend, timeout, cache: Arc::default() })
     }
 
     /// "postgres" or "sqlite", for logs.
@@ -236,7 +250,9 @@ impl Store {
     /// Atomically swaps the session's refresh token; of concurrent rotations
     /// with one token exactly one sees `Rotated`.
     pub async fn rotate_refresh(&self, rotation: &Rotation) -> Result<RotationOutcome, DbError> {
-        dispatch!(self.rotate_refresh(rotation)).await
+        let (outcome, listed) = dispatch!(self.rotate_refresh(rotation)).await?;
+        self.remember(&listed);
+        Ok(outcome)
     }
 
     /// Revokes one token and its whole session in one transaction. The
@@ -248,7 +264,9 @@ impl Store {
         sid: Uuid,
         session_fallback_expiry: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        dispatch!(self.revoke_token_and_session(token, sid, session_fallback_expiry)).await
+        let listed = dispatch!(self.revoke_token_and_session(token, sid, session_fallback_expiry)).await?;
+        self.remember(&listed);
+        Ok(())
     }
 
     /// Revokes every session of the user not yet expired at `cutoff`;
@@ -259,12 +277,28 @@ impl Store {
         now: DateTime<Utc>,
         cutoff: DateTime<Utc>,
     ) -> Result<u64, DbError> {
-        dispatch!(self.revoke_user_sessions(user_id, now, cutoff)).await
+        let (live, listed) = dispatch!(self.revoke_user_sessions(user_id, now, cutoff)).await?;
+        self.remember(&listed);
+        Ok(live)
     }
 
-    /// Whether the token's `jti` or its session `sid` is on the blocklist.
+    /// Whether the token's `jti` or its session `sid` is on the blocklist:
+    /// from memory while the cache is trusted, else from the database.
     pub async fn is_revoked(&self, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
-        dispatch!(self.is_revoked(jti, sid)).await
+        match self.cache.check(jti, sid) {
+            Some(revoked) => Ok(revoked),
+            None => dispatch!(self.is_revoked(jti, sid)).await,
+        }
+    }
+
+    /// This instance's own revocations reach its cache at once, on commit.
+    fn remember(&self, listed: &[Listed]) {
+        self.cache.insert_many(listed.iter().map(|(id, until)| (*id, until.timestamp() + 1)));
+    }
+
+    /// What the revocation cache holds right now.
+    pub fn revocation_cache(&self) -> CacheStatus {
+        self.cache.status()
     }
 
     /// Deletes revoked-token and session rows that expired before `cutoff`,
@@ -311,11 +345,109 @@ impl rocket_db_pools::Pool for Store {
     }
 }
 
-/// The database subsystem: the pool, then the migrations, at ignite.
+/// The database subsystem: the pool, then the migrations, at ignite; the
+/// revocation cache's follower from liftoff to shutdown.
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Database", |rocket| async {
-        rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Database migrations", run_migrations))
+        rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Database migrations", run_migrations)).attach(
+            AdHoc::on_liftoff("Revocation cache", |rocket| {
+                Box::pin(async move {
+                    let leeway = rocket.state::<crate::config::AppConfig>().map_or(0, |c| c.leeway);
+                    let Some(db) = Db::fetch(rocket) else { return };
+                    let store: Store = (**db).clone();
+                    let shutdown = rocket.shutdown();
+                    rocket::tokio::spawn(async move {
+                        rocket::tokio::select! {
+                            _ = store.follow_revocations(Duration::from_secs(leeway)) => {}
+                            _ = shutdown => {}
+                        }
+                    });
+                })
+            }),
+        )
     })
+}
+
+/// How often the Postgres watchdog pings itself through the channel, and how
+/// long a ping may take to come back before the listener is presumed dead.
+const PING_EVERY: Duration = Duration::from_secs(1);
+const PING_DEADLINE_MS: i64 = 3_000;
+
+impl Store {
+    /// Keeps the revocation cache current, for ever: follows, and when the
+    /// follower stops (connection lost, error, watchdog), distrusts the cache,
+    /// waits a little and starts again, reloading. Also evicts expired entries.
+    async fn follow_revocations(&self, leeway: Duration) {
+        let leeway = chrono::Duration::from_std(leeway).unwrap_or(chrono::Duration::zero());
+        let cache = self.cache.clone();
+        let _evictor = AbortOnDrop(rocket::tokio::spawn(async move {
+            let mut ticker = rocket::tokio::time::interval(Duration::from_secs(5));
+            loop {
+                ticker.tick().await;
+                cache.evict_expired((Utc::now() - leeway).timestamp());
+            }
+        }));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = std::time::Instant::now();
+            let cutoff = Utc::now() - leeway;
+            let result = match &self.backend {
+                Backend::Postgres(pool) => self.follow_postgres(pool, cutoff).await,
+                Backend::Sqlite(pool) => sqlite::follow(pool, &self.cache, cutoff).await,
+            };
+            self.cache.distrust();
+            match result {
+                Ok(()) => log::warn!(
+                    "revocation follower lost its connection; checking the database until reloaded"
+                ),
+                Err(e) => {
+                    log::warn!("revocation follower stopped ({e}); checking the database until reloaded")
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(100);
+            }
+            rocket::tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// The Postgres follower, watched: a ping goes round the channel every
+    /// second, and if none has come back for three seconds the connection is
+    /// presumed dead (even with no error to say so) and the session ends.
+    async fn follow_postgres(&self, pool: &sqlx::PgPool, cutoff: DateTime<Utc>) -> Result<(), DbError> {
+        let nonce = Uuid::new_v4().to_string();
+        let pinged = AtomicI64::new(i64::MAX);
+        let follower = postgres::follow(pool, &self.cache, cutoff, &nonce, &pinged);
+        let watchdog = async {
+            let mut ticker = rocket::tokio::time::interval(PING_EVERY);
+            loop {
+                ticker.tick().await;
+                let last = pinged.load(Ordering::Acquire);
+                if last != i64::MAX && Utc::now().timestamp_millis() - last > PING_DEADLINE_MS {
+                    self.cache.distrust();
+                    return Err(DbError::Timeout);
+                }
+                if self.cache.status().trusted {
+                    // A failed ping shows up as a ping that never comes back.
+                    let _ = self.bounded(postgres::send_ping(pool, &nonce)).await;
+                }
+            }
+        };
+        rocket::tokio::select! {
+            result = follower => result,
+            result = watchdog => result,
+        }
+    }
+}
+
+/// Ends a background task when its owner is dropped (shutdown included).
+struct AbortOnDrop(rocket::tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn run_migrations(rocket: Rocket<Build>) -> rocket::fairing::Result {

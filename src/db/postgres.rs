@@ -3,15 +3,18 @@
 //! so that only one instance purges at a time.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rocket::futures::TryStreamExt;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
 use uuid::Uuid;
 
-use super::{DbError, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
+use super::cache::RevocationCache;
+use super::{DbError, Listed, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -91,7 +94,11 @@ pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Resul
     Ok(())
 }
 
-pub(super) async fn rotate_refresh(pool: &PgPool, rotation: &Rotation) -> Result<RotationOutcome, DbError> {
+pub(super) async fn rotate_refresh(
+    pool: &PgPool,
+    rotation: &Rotation,
+) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
+    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
     // Compare-and-set: concurrent rotations queue on the row lock, and each
     // re-checks refresh_jti after the winner commits, so only one matches.
@@ -116,7 +123,7 @@ pub(super) async fn rotate_refresh(pool: &PgPool, rotation: &Rotation) -> Result
             user_id: Some(rotation.user_id),
             reason: Reason::RefreshRotated,
         };
-        upsert_revocation(&mut tx, &used, rotation.now).await?;
+        upsert_revocation(&mut tx, &used, rotation.now, &mut listed).await?;
         RotationOutcome::Rotated
     } else {
         revoke_session(
@@ -126,12 +133,13 @@ pub(super) async fn rotate_refresh(pool: &PgPool, rotation: &Rotation) -> Result
             rotation.presented_expires_at,
             Reason::RefreshReuse,
             rotation.now,
+            &mut listed,
         )
         .await?;
         RotationOutcome::Reused
     };
     tx.commit().await?;
-    Ok(outcome)
+    Ok((outcome, listed))
 }
 
 pub(super) async fn revoke_token_and_session(
@@ -139,13 +147,15 @@ pub(super) async fn revoke_token_and_session(
     token: &Revocation,
     sid: Uuid,
     session_fallback_expiry: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<Vec<Listed>, DbError> {
     let now = Utc::now();
+    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
-    upsert_revocation(&mut tx, token, now).await?;
-    revoke_session(&mut tx, sid, token.user_id, session_fallback_expiry, token.reason, now).await?;
+    upsert_revocation(&mut tx, token, now, &mut listed).await?;
+    revoke_session(&mut tx, sid, token.user_id, session_fallback_expiry, token.reason, now, &mut listed)
+        .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(listed)
 }
 
 pub(super) async fn revoke_user_sessions(
@@ -153,7 +163,8 @@ pub(super) async fn revoke_user_sessions(
     user_id: Uuid,
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
-) -> Result<u64, DbError> {
+) -> Result<(u64, Vec<Listed>), DbError> {
+    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
     let sessions: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = $2, refresh_jti = NULL
@@ -171,12 +182,12 @@ pub(super) async fn revoke_user_sessions(
         let revocation =
             Revocation { jti: sid, expires_at, user_id: Some(user_id), reason: Reason::LogoutAll };
         // A session a DBA had already revoked by hand was not live.
-        if upsert_revocation(&mut tx, &revocation, now).await? && expires_at > now {
+        if upsert_revocation(&mut tx, &revocation, now, &mut listed).await? && expires_at > now {
             live += 1;
         }
     }
     tx.commit().await?;
-    Ok(live)
+    Ok((live, listed))
 }
 
 pub(super) async fn is_revoked(pool: &PgPool, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
@@ -266,6 +277,7 @@ async fn revoke_session(
     fallback_expiry: DateTime<Utc>,
     reason: Reason,
     now: DateTime<Utc>,
+    listed: &mut Vec<Listed>,
 ) -> Result<(), DbError> {
     let expires_at: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2), refresh_jti = NULL
@@ -281,7 +293,7 @@ async fn revoke_session(
         user_id,
         reason,
     };
-    upsert_revocation(conn, &revocation, now).await?;
+    upsert_revocation(conn, &revocation, now, listed).await?;
     Ok(())
 }
 
@@ -291,7 +303,9 @@ async fn upsert_revocation(
     conn: &mut PgConnection,
     revocation: &Revocation,
     now: DateTime<Utc>,
+    listed: &mut Vec<Listed>,
 ) -> Result<bool, DbError> {
+    listed.push((revocation.jti, revocation.expires_at));
     // The user may have been deleted meanwhile; the revocation must stand anyway.
     let inserted = sqlx::query(
         "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason)
@@ -315,4 +329,88 @@ async fn upsert_revocation(
             .await?;
     }
     Ok(inserted)
+}
+
+/// The channel the `revoked_tokens` triggers announce changes on.
+const CHANNEL: &str = "revoked_tokens";
+
+/// One follow session: LISTEN, load every live revocation, trust the cache
+/// once a marker sent after the load comes back (so every change committed
+/// during the load has been applied), then apply changes until the
+/// connection drops. Our own `ping <nonce>` notifications come back too;
+/// `pinged` records when, for the watchdog.
+pub(super) async fn follow(
+    pool: &PgPool,
+    cache: &RevocationCache,
+    cutoff: DateTime<Utc>,
+    nonce: &str,
+    pinged: &AtomicI64,
+) -> Result<(), DbError> {
+    let started = std::time::Instant::now();
+    // A connection of its own, named so operators (and tests) can tell it
+    // apart, and so the listener never holds one of the request pool's.
+    let options = (*pool.connect_options()).clone().application_name("jwt-blocklist-listener");
+    let listener_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with(options);
+    let mut listener = PgListener::connect_with(&listener_pool).await?;
+    listener.listen(CHANNEL).await?;
+
+    let mut rows = sqlx::query_as::<_, (Uuid, i64)>(
+        "SELECT jti, ceil(extract(epoch FROM expires_at))::bigint FROM revoked_tokens WHERE expires_at > $1",
+    )
+    .bind(cutoff)
+    .fetch(pool);
+    let mut batch = Vec::with_capacity(10_000);
+    let mut loaded = 0usize;
+    while let Some(row) = rows.try_next().await? {
+        batch.push(row);
+        if batch.len() == batch.capacity() {
+            loaded += batch.len();
+            cache.insert_many(batch.drain(..));
+        }
+    }
+    loaded += batch.len();
+    cache.insert_many(batch);
+    drop(rows);
+
+    let marker = format!("sync {nonce}");
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&marker).execute(pool).await?;
+    let ping = format!("ping {nonce}");
+    let mut synced = false;
+    while let Some(notification) = listener.try_recv().await? {
+        let payload = notification.payload();
+        if payload == ping {
+            pinged.store(Utc::now().timestamp_millis(), Ordering::Release);
+        } else if !synced && payload == marker {
+            synced = true;
+            pinged.store(Utc::now().timestamp_millis(), Ordering::Release);
+            cache.trust();
+            log::info!("revocation cache loaded {loaded} live revocations in {:?}", started.elapsed());
+        } else {
+            apply(cache, payload)?;
+        }
+    }
+    Ok(()) // the connection was lost
+}
+
+/// Sends the watchdog's ping through the channel.
+pub(super) async fn send_ping(pool: &PgPool, nonce: &str) -> Result<(), DbError> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(format!("ping {nonce}")).execute(pool).await?;
+    Ok(())
+}
+
+/// Applies one trigger payload; markers and pings of other instances are ignored.
+fn apply(cache: &RevocationCache, payload: &str) -> Result<(), DbError> {
+    let bad = || DbError::Other(sqlx::Error::Protocol(format!("unexpected notification {payload:?}")));
+    if let Some(change) = payload.strip_prefix('+') {
+        let (id, until) = change.split_once(' ').ok_or_else(bad)?;
+        cache.insert(Uuid::parse_str(id).map_err(|_| bad())?, until.parse().map_err(|_| bad())?);
+    } else if let Some(id) = payload.strip_prefix('-') {
+        cache.remove(Uuid::parse_str(id).map_err(|_| bad())?);
+    }
+    Ok(())
 }

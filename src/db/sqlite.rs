@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use rocket::futures::TryStreamExt;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -19,7 +20,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, SqliteConnection};
 use uuid::Uuid;
 
-use super::{DbError, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
+use super::cache::RevocationCache;
+use super::{DbError, Listed, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -134,7 +136,8 @@ pub(super) async fn insert_session(pool: &SqlitePool, session: &NewSession) -> R
 pub(super) async fn rotate_refresh(
     pool: &SqlitePool,
     rotation: &Rotation,
-) -> Result<RotationOutcome, DbError> {
+) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
+    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
     // Compare-and-set under SQLite's single writer lock: one rotation matches.
     let rotated = sqlx::query(
@@ -158,7 +161,7 @@ pub(super) async fn rotate_refresh(
             user_id: Some(rotation.user_id),
             reason: Reason::RefreshRotated,
         };
-        upsert_revocation(&mut tx, &used, rotation.now).await?;
+        upsert_revocation(&mut tx, &used, rotation.now, &mut listed).await?;
         RotationOutcome::Rotated
     } else {
         revoke_session(
@@ -168,12 +171,13 @@ pub(super) async fn rotate_refresh(
             rotation.presented_expires_at,
             Reason::RefreshReuse,
             rotation.now,
+            &mut listed,
         )
         .await?;
         RotationOutcome::Reused
     };
     tx.commit().await?;
-    Ok(outcome)
+    Ok((outcome, listed))
 }
 
 pub(super) async fn revoke_token_and_session(
@@ -181,13 +185,15 @@ pub(super) async fn revoke_token_and_session(
     token: &Revocation,
     sid: Uuid,
     session_fallback_expiry: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<Vec<Listed>, DbError> {
     let now = Utc::now();
+    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
-    upsert_revocation(&mut tx, token, now).await?;
-    revoke_session(&mut tx, sid, token.user_id, session_fallback_expiry, token.reason, now).await?;
+    upsert_revocation(&mut tx, token, now, &mut listed).await?;
+    revoke_session(&mut tx, sid, token.user_id, session_fallback_expiry, token.reason, now, &mut listed)
+        .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(listed)
 }
 
 pub(super) async fn revoke_user_sessions(
@@ -195,7 +201,8 @@ pub(super) async fn revoke_user_sessions(
     user_id: Uuid,
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
-) -> Result<u64, DbError> {
+) -> Result<(u64, Vec<Listed>), DbError> {
+    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
     let sessions: Vec<(String, String)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = ?2, refresh_jti = NULL
@@ -218,12 +225,12 @@ pub(super) async fn revoke_user_sessions(
             reason: Reason::LogoutAll,
         };
         // A session a DBA had already revoked by hand was not live.
-        if upsert_revocation(&mut tx, &revocation, now).await? && expires_at > now {
+        if upsert_revocation(&mut tx, &revocation, now, &mut listed).await? && expires_at > now {
             live += 1;
         }
     }
     tx.commit().await?;
-    Ok(live)
+    Ok((live, listed))
 }
 
 pub(super) async fn is_revoked(pool: &SqlitePool, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
@@ -261,6 +268,25 @@ pub(super) async fn purge_expired(
             rocket::tokio::task::yield_now().await;
         }
     }
+    // The event log only has to outlive the watchers' next look (milliseconds;
+    // a reloading watcher starts from the newest event): keep ten minutes.
+    let events_cutoff = text(Utc::now() - chrono::Duration::minutes(10));
+    loop {
+        let removed = sqlx::query(
+            "DELETE FROM revocation_events WHERE seq IN (
+                 SELECT seq FROM revocation_events ORDER BY seq LIMIT ?2)
+               AND julianday(happened_at) < julianday(?1)",
+        )
+        .bind(&events_cutoff)
+        .bind(batch_size)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        if removed < batch_size as u64 {
+            break;
+        }
+        rocket::tokio::task::yield_now().await;
+    }
     Ok(Some(counts))
 }
 
@@ -273,6 +299,7 @@ async fn revoke_session(
     fallback_expiry: DateTime<Utc>,
     reason: Reason,
     now: DateTime<Utc>,
+    listed: &mut Vec<Listed>,
 ) -> Result<(), DbError> {
     let expires_at: Option<String> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2), refresh_jti = NULL
@@ -287,7 +314,7 @@ async fn revoke_session(
         None => fallback_expiry,
     };
     let revocation = Revocation { jti: sid, expires_at, user_id, reason };
-    upsert_revocation(conn, &revocation, now).await?;
+    upsert_revocation(conn, &revocation, now, listed).await?;
     Ok(())
 }
 
@@ -297,7 +324,9 @@ async fn upsert_revocation(
     conn: &mut SqliteConnection,
     revocation: &Revocation,
     now: DateTime<Utc>,
+    listed: &mut Vec<Listed>,
 ) -> Result<bool, DbError> {
+    listed.push((revocation.jti, revocation.expires_at));
     let inserted = sqlx::query(
         "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason)
          VALUES (?1, ?2, (SELECT id FROM users WHERE id = ?3), ?4, ?5)
@@ -323,4 +352,84 @@ async fn upsert_revocation(
         .await?;
     }
     Ok(inserted)
+}
+
+/// How often the watcher looks for commits by other connections. Each look
+/// is one `PRAGMA data_version` on the watcher's own connection (no disk
+/// read); the event log is read only when it moved.
+const WATCH_INTERVAL: Duration = Duration::from_millis(2);
+
+/// One follow session on a dedicated connection (data_version is per
+/// connection): note the newest event, load every live revocation, apply the
+/// events since, trust the cache, then apply new events whenever another
+/// connection has committed.
+pub(super) async fn follow(
+    pool: &SqlitePool,
+    cache: &RevocationCache,
+    cutoff: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let started = std::time::Instant::now();
+    let mut conn = pool.acquire().await?;
+    let mut version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut *conn).await?;
+    let mut seen: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocation_events")
+        .fetch_one(&mut *conn)
+        .await?;
+
+    let mut loaded = 0usize;
+    {
+        let mut rows = sqlx::query_as::<_, (String, i64)>(
+            "SELECT jti, CAST(strftime('%s', expires_at) AS INTEGER) + 1 FROM revoked_tokens
+             WHERE julianday(expires_at) > julianday(?1)",
+        )
+        .bind(text(cutoff))
+        .fetch(&mut *conn);
+        let mut batch = Vec::with_capacity(10_000);
+        while let Some((id, until)) = rows.try_next().await? {
+            batch.push((parse_uuid(&id)?, until));
+            if batch.len() == batch.capacity() {
+                loaded += batch.len();
+                cache.insert_many(batch.drain(..));
+            }
+        }
+        loaded += batch.len();
+        cache.insert_many(batch);
+    }
+    seen = apply_events(&mut conn, cache, seen).await?;
+    cache.trust();
+    log::info!("revocation cache loaded {loaded} live revocations in {:?}", started.elapsed());
+
+    let mut ticker = rocket::tokio::time::interval(WATCH_INTERVAL);
+    ticker.set_missed_tick_behavior(rocket::tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut *conn).await?;
+        if now != version {
+            version = now;
+            seen = apply_events(&mut conn, cache, seen).await?;
+        }
+    }
+}
+
+/// Applies the events after `after`; returns the last one applied.
+async fn apply_events(
+    conn: &mut SqliteConnection,
+    cache: &RevocationCache,
+    after: i64,
+) -> Result<i64, DbError> {
+    let events: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT seq, jti, CAST(strftime('%s', expires_at) AS INTEGER) + 1
+         FROM revocation_events WHERE seq > ?1 ORDER BY seq",
+    )
+    .bind(after)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut last = after;
+    for (seq, id, until) in events {
+        match until {
+            Some(until) => cache.insert(parse_uuid(&id)?, until),
+            None => cache.remove(parse_uuid(&id)?),
+        }
+        last = seq;
+    }
+    Ok(last)
 }

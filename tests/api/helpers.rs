@@ -423,3 +423,50 @@ pub async fn refused_fairings(figment: Figment) -> Vec<String> {
         },
     }
 }
+
+/// Waits until `token` is rejected as revoked, polling for at most `bound`
+/// (revocations from elsewhere reach an instance's cache within milliseconds;
+/// tests assert the behaviour with a generous bound, the benchmark measures
+/// the delay). Returns how long it took.
+pub async fn rejected_within(app: &TestApp, token: &str, bound: std::time::Duration) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let response = app.protected(token).await;
+        if response.status == Status::Unauthorized {
+            response.assert_token_error("token_revoked");
+            return started.elapsed();
+        }
+        assert_eq!(response.status, Status::Ok, "{:?}", response.body);
+        assert!(started.elapsed() < bound, "still accepted after {bound:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds, for at most `bound`.
+pub async fn wait_until<F, Fut>(what: &str, bound: std::time::Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < bound, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+impl TestDb {
+    /// The Postgres database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs SQL on the server's admin database (Postgres only).
+    pub async fn admin_execute(sql: &str) {
+        let mut admin = sqlx::PgConnection::connect(&admin_url()).await.expect("connect admin");
+        admin.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// The bound used when waiting for a revocation made elsewhere.
+pub const PROPAGATION_BOUND: std::time::Duration = std::time::Duration::from_secs(5);

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod cache;
 mod config;
 mod endpoints;
 mod input;

@@ -87,4 +87,28 @@ backend_tests!(
     purge_keeps_rows_within_the_leeway,
     purge_works_through_many_batches,
     the_purge_fairing_runs_on_its_timer,
+    several_instances_purging_at_once_remove_each_row_once,
 );
+
+async fn several_instances_purging_at_once_remove_each_row_once(backend: Backend) {
+    let a = &TestApp::spawn(backend).await;
+    let b = a.another_instance().await;
+    let c = a.another_instance().await;
+    for _ in 0..25 {
+        insert_revocation(&a.db, Uuid::new_v4(), -3600).await;
+    }
+    insert_revocation(&a.db, Uuid::new_v4(), 3600).await;
+
+    let (ra, rb, rc) = tokio::join!(
+        purge_expired(a.store(), Duration::ZERO),
+        purge_expired(b.store(), Duration::ZERO),
+        purge_expired(c.store(), Duration::ZERO),
+    );
+
+    let removed: u64 = [ra, rb, rc]
+        .into_iter()
+        .map(|result| result.expect("no instance fails").map_or(0, |counts| counts.revoked_tokens))
+        .sum();
+    assert_eq!(removed, 25);
+    assert_eq!(a.db.count("SELECT count(*) FROM revoked_tokens").await, 1, "the live row stays");
+}

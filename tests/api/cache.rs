@@ -1,0 +1,128 @@
+//! The in-memory blocklist: loaded at start, kept current by the follower
+//! (LISTEN/NOTIFY on Postgres, the event log on SQLite), never trusted while
+//! the follower may have missed something, and emptied of expired entries.
+
+use std::time::Duration;
+
+use rocket::http::Status;
+use sqlx::{Connection, Executor};
+
+use crate::backend_tests;
+use crate::helpers::{claim, rejected_within, wait_until, Backend, TestApp, TestDb, PROPAGATION_BOUND};
+
+async fn wait_until_trusted(app: &TestApp) {
+    wait_until("the revocation cache is loaded", Duration::from_secs(15), || async {
+        app.store().revocation_cache().trusted
+    })
+    .await;
+}
+
+async fn the_cache_is_loaded_from_the_database_at_start(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+    app.logout(&tokens.access).await;
+    app.db.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('00000000-0000-4000-8000-000000000001', '2099-01-01T00:00:00Z')").await;
+    app.db.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('00000000-0000-4000-8000-000000000002', '2000-01-01T00:00:00Z')").await;
+
+    let restarted = app.another_instance().await;
+    wait_until_trusted(&restarted).await;
+
+    let status = restarted.store().revocation_cache();
+    assert_eq!(status.entries, 3, "two from the logout, one live by hand; the expired row is not loaded");
+    assert_eq!(status.loads, 1);
+    restarted.protected(&tokens.access).await.assert_token_error("token_revoked");
+}
+
+async fn a_live_row_deleted_by_hand_is_unrevoked_on_every_instance(backend: Backend) {
+    let a = TestApp::spawn(backend).await;
+    let b = a.another_instance().await;
+    let tokens = a.signup("alice").await;
+    wait_until_trusted(&b).await;
+    a.logout(&tokens.access).await;
+    rejected_within(&b, &tokens.access, PROPAGATION_BOUND).await;
+
+    a.db.execute("DELETE FROM revoked_tokens").await;
+
+    for app in [&a, &b] {
+        wait_until("the deletion reaches the cache", PROPAGATION_BOUND, || async {
+            app.protected(&tokens.access).await.status == Status::Ok
+        })
+        .await;
+    }
+}
+
+async fn expired_entries_leave_memory(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    wait_until_trusted(&app).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    app.db.execute(&format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('00000000-0000-4000-8000-000000000003', '{soon}')")).await;
+
+    wait_until("the entry is cached", PROPAGATION_BOUND, || async {
+        app.store().revocation_cache().entries == 1
+    })
+    .await;
+    wait_until("the entry is evicted", Duration::from_secs(20), || async {
+        app.store().revocation_cache().entries == 0
+    })
+    .await;
+}
+
+/// The follower's connection dies and cannot come back: the cache is
+/// distrusted at once, revocations made meanwhile are still honoured (from
+/// the database), and once the listener is back it reloads before trusting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_while_the_listener_is_down_is_rejected_and_the_cache_reloads() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let revoked_meanwhile = app.signup("alice").await;
+    let live = app.login_ok("alice").await;
+    wait_until_trusted(&app).await;
+    let loads = app.store().revocation_cache().loads;
+    let mut dba = sqlx::PgConnection::connect(&app.db.url()).await.expect("connect");
+    let name = app.db.name().to_owned();
+
+    // New connections are refused; the request pool keeps the ones it has.
+    TestDb::admin_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false")).await;
+    TestDb::admin_execute(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = '{name}' AND application_name = 'jwt-blocklist-listener'"
+    ))
+    .await;
+    wait_until("the cache is distrusted", Duration::from_secs(10), || async {
+        !app.store().revocation_cache().trusted
+    })
+    .await;
+    let jti = claim(&revoked_meanwhile.access, "jti");
+    dba.execute(
+        format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{jti}', '2099-01-01T00:00:00Z')")
+            .as_str(),
+    )
+    .await
+    .expect("hand revocation");
+
+    app.protected(&revoked_meanwhile.access).await.assert_token_error("token_revoked");
+    assert_eq!(app.protected(&live.access).await.status, Status::Ok);
+    assert!(!app.store().revocation_cache().trusted, "the listener must still be down for this test");
+
+    TestDb::admin_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true")).await;
+    wait_until("the cache is reloaded", Duration::from_secs(20), || async {
+        let status = app.store().revocation_cache();
+        status.trusted && status.loads > loads
+    })
+    .await;
+
+    app.protected(&revoked_meanwhile.access).await.assert_token_error("token_revoked");
+    let jti = claim(&live.access, "jti");
+    dba.execute(
+        format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{jti}', '2099-01-01T00:00:00Z')")
+            .as_str(),
+    )
+    .await
+    .expect("hand revocation");
+    rejected_within(&app, &live.access, PROPAGATION_BOUND).await;
+}
+
+backend_tests!(
+    the_cache_is_loaded_from_the_database_at_start,
+    a_live_row_deleted_by_hand_is_unrevoked_on_every_instance,
+    expired_entries_leave_memory,
+);
