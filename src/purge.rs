@@ -13,12 +13,38 @@ use rocket_db_pools::Database;
 use crate::config::AppConfig;
 use crate::db::{Db, DbError, PurgeCounts, Store};
 
+/// One purge outside the server (`jwt-blocklist purge`): connects with the
+/// same configuration, migrates if needed, purges, and reports.
+pub async fn run_once(figment: &rocket::figment::Figment) -> Result<String, String> {
+    let config = AppConfig::from_figment(figment)?;
+    let db_config: rocket_db_pools::Config = figment
+        .focus("databases.main")
+        .join(("max_connections", 2))
+        .extract()
+        .map_err(|e| format!("invalid database configuration: {e}"))?;
+    let store = Store::connect(&db_config).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let result = purge_expired(&store, config.leeway()).await.map_err(|e| e.to_string())?;
+    store.close().await;
+    Ok(match result {
+        Some(counts) => format!(
+            "purged {} revoked tokens and {} sessions in {:.3} s",
+            counts.revoked_tokens,
+            counts.sessions,
+            started.elapsed().as_secs_f64()
+        ),
+        None => "skipped: another instance is purging".to_owned(),
+    })
+}
+
 /// Rows per DELETE: small enough that no statement holds locks for long.
 pub const BATCH_SIZE: i64 = 5_000;
 
 /// One purge run. `Ok(None)` when another instance holds the purge lock.
 pub async fn purge_expired(store: &Store, leeway: Duration) -> Result<Option<PurgeCounts>, DbError> {
     let started = Instant::now();
+    log::info!("purge started");
     let leeway = chrono::Duration::from_std(leeway).unwrap_or(chrono::Duration::MAX);
     let cutoff = Utc::now().checked_sub_signed(leeway).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     let result = store.purge_expired(cutoff, BATCH_SIZE).await;

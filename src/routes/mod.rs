@@ -35,7 +35,19 @@ fn protected(token: ProtectedToken) -> Json<Value> {
 #[get("/health")]
 async fn health(db: &Db) -> (Status, Json<Value>) {
     match db.ping().await {
-        Ok(()) => (Status::Ok, Json(json!({ "status": "ok" }))),
+        Ok(()) => {
+            // "live": answered from memory; "fallback": from the database
+            // (loading, or the follower reconnecting).
+            let cache = db.revocation_cache();
+            let body = json!({
+                "status": "ok",
+                "revocation_cache": {
+                    "mode": if cache.trusted { "live" } else { "fallback" },
+                    "entries": cache.entries,
+                },
+            });
+            (Status::Ok, Json(body))
+        }
         Err(error) => {
             log::warn!("health check failed: {error}");
             (Status::ServiceUnavailable, Json(json!({ "status": "unavailable" })))
