@@ -12,10 +12,6 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use rocket::figment::Figment;
 use rocket::serde::Deserialize;
 
-/// Default database: an SQLite file under the data folder, so that `cargo run`
-/// serves on a fresh machine with nothing else installed.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/jwt-blocklist.db";
-
 /// HS256 keys shorter than this are refused at start (RFC 7518 §3.2 asks for a
 /// key at least as long as the hash output).
 pub const MIN_SECRET_BYTES: usize = 32;

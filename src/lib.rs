@@ -21,13 +21,18 @@ use rocket::{Build, Rocket};
 /// Rocket's figment (`Rocket.toml`, `ROCKET_*`) plus this service's defaults,
 /// with `DATABASE_URL` winning over every other source of the database URL.
 pub fn figment() -> Figment {
-    let mut figment = rocket::Config::figment();
-    let data_dir: PathBuf = figment.extract_inner("data_dir").unwrap_or_else(|_| PathBuf::from("data"));
-    figment = figment
+    with_defaults(rocket::Config::figment(), std::env::var("DATABASE_URL").ok())
+}
+
+/// Adds this service's defaults under `base` (the SQLite file in the data
+/// folder, a short database timeout) and puts `database_url`, if any, over it.
+pub fn with_defaults(base: Figment, database_url: Option<String>) -> Figment {
+    let data_dir: PathBuf = base.extract_inner("data_dir").unwrap_or_else(|_| PathBuf::from("data"));
+    let figment = base
         .join(("databases.main.url", format!("sqlite://{}", data_dir.join("jwt-blocklist.db").display())))
         .join(("databases.main.connect_timeout", 3));
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => figment.merge(("databases.main.url", url)),
+    match database_url {
+        Some(url) if !url.is_empty() => figment.merge(("databases.main.url", url)),
         _ => figment,
     }
 }
