@@ -102,21 +102,26 @@ say "resident memory once live: $(rss_mb "$A") MB"
 
 say ""
 say "## GET /protected, 64 connections (wrk -t2 -c64)"
+# protected_round LABEL BINARY PORT: a fresh instance of BINARY, its cache
+# live, a 3 s warm-up, then the measured run.
+protected_round() {
+    start round "$2" "$3"
+    local pid=$PID
+    wait_live "$3"
+    wrk -t2 -c64 -d3s -H "$AUTH" "http://127.0.0.1:$3/protected" >/dev/null
+    wrk_run "$1" -t2 -c64 -d"${DURATION}s" -H "$AUTH" "http://127.0.0.1:$3/protected"
+    stop "$pid"
+}
+stop "$A"
 for round in 1 2; do
-    wrk -t2 -c64 -d3s -H "$AUTH" http://127.0.0.1:18101/protected >/dev/null
-    wrk_run "with revocation check, round $round" -t2 -c64 -d"${DURATION}s" -H "$AUTH" http://127.0.0.1:18101/protected
-    stop "$A"
-    start n no-check 18102
-    N=$PID
-    wait_ready 18102
-    wrk -t2 -c64 -d3s -H "$AUTH" http://127.0.0.1:18102/protected >/dev/null
-    wrk_run "without it (bench-only build), round $round" -t2 -c64 -d"${DURATION}s" -H "$AUTH" http://127.0.0.1:18102/protected
-    stop "$N"
-    start a with-check 18101
-    A=$PID
-    wait_live 18101
+    protected_round "with revocation check, round $round" with-check 18101
+    protected_round "without it (bench-only build), round $round" no-check 18102
 done
-say "resident memory after the load runs: $(rss_mb "$A") MB"
+start a with-check 18101
+A=$PID
+wait_live 18101
+wrk -t2 -c64 -d"${DURATION}s" -H "$AUTH" http://127.0.0.1:18101/protected >/dev/null
+say "resident memory after a ${DURATION}s load run: $(rss_mb "$A") MB"
 
 say ""
 say "## logouts (each one a distinct revocation)"
