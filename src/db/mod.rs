@@ -418,7 +418,8 @@ impl Store {
     async fn follow_postgres(&self, pool: &sqlx::PgPool, cutoff: DateTime<Utc>) -> Result<(), DbError> {
         let nonce = Uuid::new_v4().to_string();
         let pinged = AtomicI64::new(i64::MAX);
-        let follower = postgres::follow(pool, &self.cache, cutoff, &nonce, &pinged);
+        let side = postgres::side_pool(pool);
+        let follower = postgres::follow(pool, &side, &self.cache, cutoff, &nonce, &pinged);
         let watchdog = async {
             let mut ticker = rocket::tokio::time::interval(PING_EVERY);
             loop {
@@ -430,14 +431,16 @@ impl Store {
                 }
                 if self.cache.status().trusted {
                     // A failed ping shows up as a ping that never comes back.
-                    let _ = self.bounded(postgres::send_ping(pool, &nonce)).await;
+                    let _ = self.bounded(postgres::send_ping(&side, &nonce)).await;
                 }
             }
         };
-        rocket::tokio::select! {
+        let result = rocket::tokio::select! {
             result = follower => result,
             result = watchdog => result,
-        }
+        };
+        side.close().await;
+        result
     }
 }
 

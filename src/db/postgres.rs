@@ -334,29 +334,34 @@ async fn upsert_revocation(
 /// The channel the `revoked_tokens` triggers announce changes on.
 const CHANNEL: &str = "revoked_tokens";
 
-/// One follow session: LISTEN, load every live revocation, trust the cache
-/// once a marker sent after the load comes back (so every change committed
-/// during the load has been applied), then apply changes until the
+/// The follower's own connections, apart from the request pool so that a
+/// busy pool never delays it: one for LISTEN, one for the watchdog's pings.
+/// Named so operators (and tests) can tell them apart.
+pub(super) fn side_pool(pool: &PgPool) -> PgPool {
+    let options = (*pool.connect_options()).clone().application_name("jwt-blocklist-listener");
+    PgPoolOptions::new()
+        .max_connections(2)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with(options)
+}
+
+/// One follow session: LISTEN (on `side`), load every live revocation, trust
+/// the cache once a marker sent after the load comes back (so every change
+/// committed during the load has been applied), then apply changes until the
 /// connection drops. Our own `ping <nonce>` notifications come back too;
 /// `pinged` records when, for the watchdog.
 pub(super) async fn follow(
     pool: &PgPool,
+    side: &PgPool,
     cache: &RevocationCache,
     cutoff: DateTime<Utc>,
     nonce: &str,
     pinged: &AtomicI64,
 ) -> Result<(), DbError> {
     let started = std::time::Instant::now();
-    // A connection of its own, named so operators (and tests) can tell it
-    // apart, and so the listener never holds one of the request pool's.
-    let options = (*pool.connect_options()).clone().application_name("jwt-blocklist-listener");
-    let listener_pool = PgPoolOptions::new()
-        .max_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .connect_lazy_with(options);
-    let mut listener = PgListener::connect_with(&listener_pool).await?;
+    let mut listener = PgListener::connect_with(side).await?;
     listener.listen(CHANNEL).await?;
 
     let mut rows = sqlx::query_as::<_, (Uuid, i64)>(
