@@ -419,7 +419,7 @@ impl Store {
         let nonce = Uuid::new_v4().to_string();
         let pinged = AtomicI64::new(i64::MAX);
         let side = postgres::side_pool(pool);
-        let follower = postgres::follow(pool, &side, &self.cache, cutoff, &nonce, &pinged);
+        let follower = postgres::follow(&side, &self.cache, cutoff, &nonce, &pinged);
         let watchdog = async {
             let mut ticker = rocket::tokio::time::interval(PING_EVERY);
             loop {

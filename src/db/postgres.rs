@@ -334,8 +334,11 @@ async fn upsert_revocation(
 /// The channel the `revoked_tokens` triggers announce changes on.
 const CHANNEL: &str = "revoked_tokens";
 
-/// The follower's own connections, apart from the request pool so that a
-/// busy pool never delays it: one for LISTEN, one for the watchdog's pings.
+/// The follower's own connections, apart from the request pool: one held by
+/// LISTEN, one for the load, the sync marker and the watchdog's pings. While
+/// the cache is distrusted every request queries the database through the
+/// request pool; the follower must not queue behind them, or it could miss
+/// its timeouts and never get the cache trusted again under load.
 /// Named so operators (and tests) can tell them apart.
 pub(super) fn side_pool(pool: &PgPool) -> PgPool {
     let options = (*pool.connect_options()).clone().application_name("jwt-blocklist-listener");
@@ -347,13 +350,12 @@ pub(super) fn side_pool(pool: &PgPool) -> PgPool {
         .connect_lazy_with(options)
 }
 
-/// One follow session: LISTEN (on `side`), load every live revocation, trust
-/// the cache once a marker sent after the load comes back (so every change
-/// committed during the load has been applied), then apply changes until the
-/// connection drops. Our own `ping <nonce>` notifications come back too;
-/// `pinged` records when, for the watchdog.
+/// One follow session, on `side` (see [`side_pool`]): LISTEN, load every live
+/// revocation, trust the cache once a marker sent after the load comes back
+/// (so every change committed during the load has been applied), then apply
+/// changes until the connection drops. Our own `ping <nonce>` notifications
+/// come back too; `pinged` records when, for the watchdog.
 pub(super) async fn follow(
-    pool: &PgPool,
     side: &PgPool,
     cache: &RevocationCache,
     cutoff: DateTime<Utc>,
@@ -368,7 +370,7 @@ pub(super) async fn follow(
         "SELECT jti, ceil(extract(epoch FROM expires_at))::bigint FROM revoked_tokens WHERE expires_at > $1",
     )
     .bind(cutoff)
-    .fetch(pool);
+    .fetch(side);
     let mut batch = Vec::with_capacity(10_000);
     let mut loaded = 0usize;
     while let Some(row) = rows.try_next().await? {
@@ -383,7 +385,7 @@ pub(super) async fn follow(
     drop(rows);
 
     let marker = format!("sync {nonce}");
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&marker).execute(pool).await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&marker).execute(side).await?;
     let ping = format!("ping {nonce}");
     let mut synced = false;
     while let Some(notification) = listener.try_recv().await? {

@@ -359,20 +359,22 @@ async fn upsert_revocation(
 /// read); the event log is read only when it moved.
 const WATCH_INTERVAL: Duration = Duration::from_millis(2);
 
-/// One follow session on a dedicated connection (data_version is per
-/// connection): note the newest event, load every live revocation, apply the
-/// events since, trust the cache, then apply new events whenever another
-/// connection has committed.
+/// One follow session on a connection of its own, outside the request pool:
+/// `data_version` is per connection, and while the cache is distrusted the
+/// request pool is busy answering every check, which the follower must not
+/// queue behind. Notes the newest event, loads every live revocation, applies
+/// the events since, trusts the cache, then applies new events whenever
+/// another connection has committed.
 pub(super) async fn follow(
     pool: &SqlitePool,
     cache: &RevocationCache,
     cutoff: DateTime<Utc>,
 ) -> Result<(), DbError> {
     let started = std::time::Instant::now();
-    let mut conn = pool.acquire().await?;
-    let mut version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut *conn).await?;
+    let mut conn = pool.connect_options().connect().await?;
+    let mut version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut conn).await?;
     let mut seen: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocation_events")
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await?;
 
     let mut loaded = 0usize;
@@ -382,7 +384,7 @@ pub(super) async fn follow(
              WHERE julianday(expires_at) > julianday(?1)",
         )
         .bind(text(cutoff))
-        .fetch(&mut *conn);
+        .fetch(&mut conn);
         let mut batch = Vec::with_capacity(10_000);
         while let Some((id, until)) = rows.try_next().await? {
             batch.push((parse_uuid(&id)?, until));
@@ -402,7 +404,7 @@ pub(super) async fn follow(
     ticker.set_missed_tick_behavior(rocket::tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let now: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut *conn).await?;
+        let now: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut conn).await?;
         if now != version {
             version = now;
             seen = apply_events(&mut conn, cache, seen).await?;
