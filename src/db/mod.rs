@@ -309,7 +309,9 @@ impl Store {
         cutoff: DateTime<Utc>,
         batch_size: i64,
     ) -> Result<Option<PurgeCounts>, DbError> {
-        // Not bounded as a whole: each batch is short, the run may be long.
+        // Not bounded by the store's timeout: a run over a million rows takes
+        // seconds. Each batch is one short statement, and a connection that
+        // dies mid-run ends it with an error (releasing the advisory lock).
         match &self.backend {
             Backend::Postgres(pool) => postgres::purge_expired(pool, cutoff, batch_size).await,
             Backend::Sqlite(pool) => sqlite::purge_expired(pool, cutoff, batch_size).await,

@@ -231,39 +231,27 @@ async fn purge_batches(
     batch_size: i64,
 ) -> Result<PurgeCounts, DbError> {
     let mut counts = PurgeCounts::default();
-    loop {
-        let removed = sqlx::query(
-            "DELETE FROM revoked_tokens WHERE jti IN (
-                 SELECT jti FROM revoked_tokens WHERE expires_at < $1
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(batch_size)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        counts.revoked_tokens += removed;
-        if removed < batch_size as u64 {
-            break;
+    for (table, key, counter) in
+        [("revoked_tokens", "jti", &mut counts.revoked_tokens), ("sessions", "id", &mut counts.sessions)]
+    {
+        let statement = format!(
+            "DELETE FROM {table} WHERE {key} IN (
+                 SELECT {key} FROM {table} WHERE expires_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        );
+        loop {
+            let removed = sqlx::query(&statement)
+                .bind(cutoff)
+                .bind(batch_size)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            *counter += removed;
+            if removed < batch_size as u64 {
+                break;
+            }
+            rocket::tokio::task::yield_now().await;
         }
-        rocket::tokio::task::yield_now().await;
-    }
-    loop {
-        let removed = sqlx::query(
-            "DELETE FROM sessions WHERE id IN (
-                 SELECT id FROM sessions WHERE expires_at < $1
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(batch_size)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        counts.sessions += removed;
-        if removed < batch_size as u64 {
-            break;
-        }
-        rocket::tokio::task::yield_now().await;
     }
     Ok(counts)
 }

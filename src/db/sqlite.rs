@@ -250,44 +250,43 @@ pub(super) async fn purge_expired(
     // SQLite serialises writers itself; instances sharing one file simply
     // take turns, and a row is deleted once.
     let cutoff = text(cutoff);
-    let mut counts = PurgeCounts::default();
-    for (table, counter) in
-        [("revoked_tokens", &mut counts.revoked_tokens), ("sessions", &mut counts.sessions)]
-    {
-        let statement = format!(
+    let by_expiry = |table: &str| {
+        format!(
             "DELETE FROM {table} WHERE rowid IN (
                  SELECT rowid FROM {table} WHERE julianday(expires_at) < julianday(?1) LIMIT ?2)"
-        );
-        loop {
-            let removed =
-                sqlx::query(&statement).bind(&cutoff).bind(batch_size).execute(pool).await?.rows_affected();
-            *counter += removed;
-            if removed < batch_size as u64 {
-                break;
-            }
-            rocket::tokio::task::yield_now().await;
-        }
-    }
+        )
+    };
+    let counts = PurgeCounts {
+        revoked_tokens: delete_in_batches(pool, &by_expiry("revoked_tokens"), &cutoff, batch_size).await?,
+        sessions: delete_in_batches(pool, &by_expiry("sessions"), &cutoff, batch_size).await?,
+    };
     // The event log only has to outlive the watchers' next look (milliseconds;
     // a reloading watcher starts from the newest event): keep ten minutes.
+    let events = "DELETE FROM revocation_events WHERE seq IN (
+                      SELECT seq FROM revocation_events ORDER BY seq LIMIT ?2)
+                    AND julianday(happened_at) < julianday(?1)";
     let events_cutoff = text(Utc::now() - chrono::Duration::minutes(10));
+    delete_in_batches(pool, events, &events_cutoff, batch_size).await?;
+    Ok(Some(counts))
+}
+
+/// Runs a `DELETE … LIMIT ?2` statement (cutoff `?1`) until a batch comes
+/// back short; returns the rows removed.
+async fn delete_in_batches(
+    pool: &SqlitePool,
+    statement: &str,
+    cutoff: &str,
+    batch_size: i64,
+) -> Result<u64, DbError> {
+    let mut removed = 0;
     loop {
-        let removed = sqlx::query(
-            "DELETE FROM revocation_events WHERE seq IN (
-                 SELECT seq FROM revocation_events ORDER BY seq LIMIT ?2)
-               AND julianday(happened_at) < julianday(?1)",
-        )
-        .bind(&events_cutoff)
-        .bind(batch_size)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        if removed < batch_size as u64 {
-            break;
+        let batch = sqlx::query(statement).bind(cutoff).bind(batch_size).execute(pool).await?.rows_affected();
+        removed += batch;
+        if batch < batch_size as u64 {
+            return Ok(removed);
         }
         rocket::tokio::task::yield_now().await;
     }
-    Ok(Some(counts))
 }
 
 /// Marks the session revoked and lists its id on the blocklist until its
