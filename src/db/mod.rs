@@ -176,6 +176,12 @@ pub struct PurgeCounts {
     pub sessions: u64,
 }
 
+impl std::fmt::Display for PurgeCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} revoked tokens and {} sessions", self.revoked_tokens, self.sessions)
+    }
+}
+
 /// Runs `$method` of the configured backend, bounded by the store's timeout.
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
