@@ -8,7 +8,9 @@ use rocket::http::Status;
 use sqlx::{Connection, Executor};
 
 use crate::backend_tests;
-use crate::helpers::{claim, rejected_within, wait_until, Backend, TestApp, TestDb, PROPAGATION_BOUND};
+use crate::helpers::{
+    claim, hand_revocation, rejected_within, wait_until, Backend, TestApp, TestDb, PROPAGATION_BOUND,
+};
 
 async fn wait_until_trusted(app: &TestApp) {
     wait_until("the revocation cache is loaded", Duration::from_secs(15), || async {
@@ -21,8 +23,8 @@ async fn the_cache_is_loaded_from_the_database_at_start(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let tokens = app.signup("alice").await;
     app.logout(&tokens.access).await;
-    app.db.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('00000000-0000-4000-8000-000000000001', '2099-01-01T00:00:00Z')").await;
-    app.db.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('00000000-0000-4000-8000-000000000002', '2000-01-01T00:00:00Z')").await;
+    app.db.revoke_by_hand("00000000-0000-4000-8000-000000000001", "2099-01-01T00:00:00Z").await;
+    app.db.revoke_by_hand("00000000-0000-4000-8000-000000000002", "2000-01-01T00:00:00Z").await;
 
     let restarted = app.another_instance().await;
     wait_until_trusted(&restarted).await;
@@ -55,7 +57,7 @@ async fn expired_entries_leave_memory(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     wait_until_trusted(&app).await;
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
-    app.db.execute(&format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('00000000-0000-4000-8000-000000000003', '{soon}')")).await;
+    app.db.revoke_by_hand("00000000-0000-4000-8000-000000000003", &soon).await;
 
     wait_until("the entry is cached", PROPAGATION_BOUND, || async {
         app.store().revocation_cache().entries == 1
@@ -92,12 +94,7 @@ async fn a_token_revoked_while_the_listener_is_down_is_rejected_and_the_cache_re
     })
     .await;
     let jti = claim(&revoked_meanwhile.access, "jti");
-    dba.execute(
-        format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{jti}', '2099-01-01T00:00:00Z')")
-            .as_str(),
-    )
-    .await
-    .expect("hand revocation");
+    dba.execute(hand_revocation(&jti, "2099-01-01T00:00:00Z").as_str()).await.expect("hand revocation");
 
     app.protected(&revoked_meanwhile.access).await.assert_token_error("token_revoked");
     assert_eq!(app.protected(&live.access).await.status, Status::Ok);
@@ -112,12 +109,7 @@ async fn a_token_revoked_while_the_listener_is_down_is_rejected_and_the_cache_re
 
     app.protected(&revoked_meanwhile.access).await.assert_token_error("token_revoked");
     let jti = claim(&live.access, "jti");
-    dba.execute(
-        format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{jti}', '2099-01-01T00:00:00Z')")
-            .as_str(),
-    )
-    .await
-    .expect("hand revocation");
+    dba.execute(hand_revocation(&jti, "2099-01-01T00:00:00Z").as_str()).await.expect("hand revocation");
     rejected_within(&app, &live.access, PROPAGATION_BOUND).await;
 }
 

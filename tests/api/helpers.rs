@@ -128,6 +128,13 @@ impl TestDb {
         }
     }
 
+    /// Revokes `id` (a jti or a sid) the way the README tells a DBA to:
+    /// a bare INSERT of the two columns without defaults. `expires_at` is
+    /// SQL text, in whatever form a DBA would type it.
+    pub async fn revoke_by_hand(&self, id: impl std::fmt::Display, expires_at: &str) {
+        self.execute(&hand_revocation(id, expires_at)).await;
+    }
+
     /// A single integer, e.g. `SELECT count(*) FROM users`.
     pub async fn count(&self, sql: &str) -> i64 {
         match self.backend {
@@ -470,3 +477,8 @@ impl TestDb {
 
 /// The bound used when waiting for a revocation made elsewhere.
 pub const PROPAGATION_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The README's hand revocation statement.
+pub fn hand_revocation(id: impl std::fmt::Display, expires_at: &str) -> String {
+    format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{id}', '{expires_at}')")
+}

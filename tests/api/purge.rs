@@ -11,8 +11,7 @@ use crate::helpers::{Backend, TestApp, TestDb};
 
 async fn insert_revocation(db: &TestDb, jti: Uuid, seconds_from_now: i64) {
     let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(seconds_from_now)).to_rfc3339();
-    db.execute(&format!("INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{jti}', '{expires_at}')"))
-        .await;
+    db.revoke_by_hand(jti, &expires_at).await;
 }
 
 async fn purge_removes_expired_rows_only(backend: Backend) {

@@ -40,11 +40,7 @@ async fn a_hand_inserted_jti_revokes_that_token(backend: Backend) {
     let sibling = app.login_ok("alice").await;
     let jti = claim(&tokens.access, "jti");
 
-    app.db
-        .execute(&format!(
-            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{jti}', '2099-01-01T00:00:00Z')"
-        ))
-        .await;
+    app.db.revoke_by_hand(&jti, "2099-01-01T00:00:00Z").await;
 
     rejected_within(&app, &tokens.access, PROPAGATION_BOUND).await;
     assert_eq!(app.protected(&sibling.access).await.status, Status::Ok);
@@ -58,11 +54,7 @@ async fn a_hand_inserted_sid_revokes_the_whole_session(backend: Backend) {
     let other_session = app.login_ok("alice").await;
     let sid = claim(&tokens.access, "sid");
 
-    app.db
-        .execute(&format!(
-            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{sid}', '2099-01-01 00:00:00')"
-        ))
-        .await;
+    app.db.revoke_by_hand(&sid, "2099-01-01 00:00:00").await;
 
     rejected_within(&app, &tokens.access, PROPAGATION_BOUND).await;
     app.refresh(&tokens.refresh).await.assert_token_error("token_revoked");

@@ -24,6 +24,17 @@ async fn requests_without_a_bearer_token_are_missing_token(backend: Backend) {
     }
 }
 
+/// Asserts that each `(what, token)` is refused on `/protected` as
+/// `invalid_token`, with its RFC 6750 challenge.
+async fn assert_all_invalid(app: &TestApp, cases: impl IntoIterator<Item = (String, String)>) {
+    for (what, token) in cases {
+        let response = app.protected(&token).await;
+        assert_eq!(response.status, Status::Unauthorized, "{what}");
+        assert_eq!(response.body["error"], "invalid_token", "{what}: {:?}", response.body);
+        response.assert_token_error("invalid_token");
+    }
+}
+
 /// Signs `claims` with the app's own key and the pinned algorithm.
 fn signed(app: &TestApp, claims: &Value) -> String {
     forge(claims, &app.secret, Algorithm::HS256)
@@ -53,11 +64,7 @@ async fn tokens_signed_otherwise_are_invalid(backend: Backend) {
         ("three garbage parts", "a.b.c".to_owned()),
         ("empty parts", "..".to_owned()),
     ];
-    for (what, token) in hostile {
-        let response = app.protected(&token).await;
-        assert_eq!(response.status, Status::Unauthorized, "{what}");
-        response.assert_token_error("invalid_token");
-    }
+    assert_all_invalid(&app, hostile.map(|(what, token)| (what.to_owned(), token))).await;
 }
 
 async fn tokens_missing_a_required_claim_are_invalid(backend: Backend) {
@@ -65,13 +72,12 @@ async fn tokens_missing_a_required_claim_are_invalid(backend: Backend) {
     let tokens = app.signup("alice").await;
     let claims = claims_of(&tokens.access);
 
-    for name in ["iss", "sub", "iat", "exp", "jti", "sid", "type", "username"] {
+    let hostile = ["iss", "sub", "iat", "exp", "jti", "sid", "type", "username"].map(|name| {
         let mut without = claims.clone();
         without.as_object_mut().unwrap().remove(name);
-        let response = app.protected(&signed(&app, &without)).await;
-        assert_eq!(response.body["error"], "invalid_token", "without {name}: {:?}", response.body);
-        response.assert_token_error("invalid_token");
-    }
+        (format!("without {name}"), signed(&app, &without))
+    });
+    assert_all_invalid(&app, hostile).await;
 }
 
 async fn tokens_with_wrong_claim_values_are_invalid(backend: Backend) {
@@ -98,11 +104,7 @@ async fn tokens_with_wrong_claim_values_are_invalid(backend: Backend) {
         ("unknown type", with("type", json!("id"))),
         ("claims not an object", json!([1, 2, 3])),
     ];
-    for (what, hostile_claims) in hostile {
-        let response = app.protected(&signed(&app, &hostile_claims)).await;
-        assert_eq!(response.body["error"], "invalid_token", "{what}: {:?}", response.body);
-        response.assert_token_error("invalid_token");
-    }
+    assert_all_invalid(&app, hostile.map(|(what, claims)| (what.to_owned(), signed(&app, &claims)))).await;
 }
 
 async fn expired_tokens_are_token_expired_but_only_when_correctly_signed(backend: Backend) {
