@@ -37,6 +37,7 @@ pub async fn run_once(figment: &rocket::figment::Figment) -> Result<String, Stri
 const SKIPPED: &str = "purge skipped: another instance is purging";
 
 /// Rows per DELETE: small enough that no statement holds locks for long.
+/// Between batches the purge pauses as long as the last batch took.
 pub const BATCH_SIZE: i64 = 5_000;
 
 /// One purge run. `Ok(None)` when another instance holds the purge lock.

@@ -240,6 +240,7 @@ async fn purge_batches(
                  LIMIT $2 FOR UPDATE SKIP LOCKED)"
         );
         loop {
+            let batch_started = std::time::Instant::now();
             let removed = sqlx::query(&statement)
                 .bind(cutoff)
                 .bind(batch_size)
@@ -250,7 +251,7 @@ async fn purge_batches(
             if removed < batch_size as u64 {
                 break;
             }
-            rocket::tokio::task::yield_now().await;
+            super::pace_after(batch_started).await;
         }
     }
     Ok(counts)

@@ -280,12 +280,13 @@ async fn delete_in_batches(
 ) -> Result<u64, DbError> {
     let mut removed = 0;
     loop {
+        let batch_started = std::time::Instant::now();
         let batch = sqlx::query(statement).bind(cutoff).bind(batch_size).execute(pool).await?.rows_affected();
         removed += batch;
         if batch < batch_size as u64 {
             return Ok(removed);
         }
-        rocket::tokio::task::yield_now().await;
+        super::pace_after(batch_started).await;
     }
 }
 
