@@ -38,7 +38,7 @@ const SKIPPED: &str = "purge skipped: another instance is purging";
 
 /// Rows per DELETE: small enough that no statement holds locks for long.
 /// Between batches the purge pauses as long as the last batch took.
-pub const BATCH_SIZE: i64 = 5_000;
+pub const BATCH_SIZE: i64 = 1_000;
 
 /// One purge run. `Ok(None)` when another instance holds the purge lock.
 pub async fn purge_expired(store: &Store, leeway: Duration) -> Result<Option<PurgeCounts>, DbError> {
