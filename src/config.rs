@@ -1,6 +1,7 @@
 //! The typed configuration: the flat keys of the Rocket figment that the HTTP
-//! contract names (`jwt_secret`, `access_token_ttl`, ...), their defaults, and
-//! the one place the signing secret is resolved and validated at ignite.
+//! contract names (`jwt_secret`, `access_token_ttl`, ...), their defaults and
+//! ranges, and the one place the signing secret is resolved and validated at
+//! ignite. Errors name the key at fault.
 
 use std::fmt;
 use std::fs;
@@ -18,6 +19,14 @@ pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Name of the generated secret inside the data folder.
 const SECRET_FILE: &str = "jwt_secret";
+
+/// Longest token lifetime accepted: ten years, far inside what a timestamp
+/// holds, so `now + ttl` can never overflow.
+const MAX_TTL: u64 = 10 * 365 * 86_400;
+/// Clock skew beyond a day is a broken clock, not skew.
+const MAX_LEEWAY: u64 = 86_400;
+/// A purge timer longer than a year is a typo.
+const MAX_PURGE_INTERVAL: u64 = 365 * 86_400;
 
 /// Application settings read from `Rocket.toml` and `ROCKET_*` variables.
 #[derive(Deserialize, Clone)]
@@ -39,6 +48,10 @@ pub struct AppConfig {
     /// Where the generated secret (and the default SQLite file) live.
     #[serde(default = "defaults::data_dir")]
     pub data_dir: PathBuf,
+    /// Live revocations an instance keeps in memory; past it, the access
+    /// check asks the database (and says so in the log).
+    #[serde(default = "defaults::revocation_cache_capacity")]
+    pub revocation_cache_capacity: usize,
 }
 
 mod defaults {
@@ -59,21 +72,47 @@ mod defaults {
     pub fn data_dir() -> PathBuf {
         PathBuf::from("data")
     }
+    pub fn revocation_cache_capacity() -> usize {
+        crate::db::DEFAULT_CACHE_CAPACITY
+    }
+}
+
+/// Why the service refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<rocket::figment::Error>),
+    #[error("{key} = {value} is out of range: it must be {min} to {max} seconds")]
+    OutOfRange { key: &'static str, value: u64, min: u64, max: u64 },
+    #[error("issuer must not be empty")]
+    EmptyIssuer,
+    #[error(
+        "jwt_secret is {0} bytes long; it must be at least {MIN_SECRET_BYTES} bytes \
+         (set ROCKET_JWT_SECRET to a longer value, or unset it to have one generated)"
+    )]
+    ShortSecret(usize),
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+}
+
+fn in_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { key, value, min, max })
+    }
 }
 
 impl AppConfig {
-    /// Extracts the settings and checks the values that would make the
-    /// service unsafe or useless, with a message that names the key.
-    pub fn from_figment(figment: &Figment) -> Result<Self, String> {
-        let config: AppConfig = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
-        if config.access_token_ttl == 0 {
-            return Err("access_token_ttl must be at least 1 second".into());
-        }
-        if config.refresh_token_ttl == 0 {
-            return Err("refresh_token_ttl must be at least 1 second".into());
-        }
+    /// Extracts the settings and checks every value against its range.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let config: AppConfig = figment.extract().map_err(Box::new)?;
+        in_range("access_token_ttl", config.access_token_ttl, 1, MAX_TTL)?;
+        in_range("refresh_token_ttl", config.refresh_token_ttl, 1, MAX_TTL)?;
+        in_range("leeway", config.leeway, 0, MAX_LEEWAY)?;
+        in_range("purge_interval", config.purge_interval, 0, MAX_PURGE_INTERVAL)?;
         if config.issuer.is_empty() {
-            return Err("issuer must not be empty".into());
+            return Err(ConfigError::EmptyIssuer);
         }
         Ok(config)
     }
@@ -85,32 +124,31 @@ impl AppConfig {
     /// The signing secret: the configured one, or the one kept in the data
     /// folder, generated (mode 0600) on first start. Either way it must be at
     /// least [`MIN_SECRET_BYTES`] long.
-    pub fn resolve_secret(&self) -> Result<Secret, String> {
+    pub fn resolve_secret(&self) -> Result<Secret, ConfigError> {
         let secret = match &self.jwt_secret {
             Some(secret) => secret.clone(),
             None => load_or_generate_secret(&self.data_dir)?,
         };
         if secret.0.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "jwt_secret is {} bytes long; it must be at least {MIN_SECRET_BYTES} bytes \
-                 (set ROCKET_JWT_SECRET to a longer value, or unset it to have one generated)",
-                secret.0.len()
-            ));
+            return Err(ConfigError::ShortSecret(secret.0.len()));
         }
         Ok(secret)
     }
 }
 
-fn load_or_generate_secret(data_dir: &Path) -> Result<Secret, String> {
+fn load_or_generate_secret(data_dir: &Path) -> Result<Secret, ConfigError> {
     let path = data_dir.join(SECRET_FILE);
+    let io_error = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| ConfigError::Io { action, path, source }
+    };
     match fs::read_to_string(&path) {
         Ok(text) => return Ok(Secret(text.trim().to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(io_error("read", &path)(e)),
     }
 
-    fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create data folder {}: {e}", data_dir.display()))?;
+    fs::create_dir_all(data_dir).map_err(io_error("create the data folder", data_dir))?;
     let mut bytes = [0u8; 48];
     OsRng.fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -126,15 +164,15 @@ fn load_or_generate_secret(data_dir: &Path) -> Result<Secret, String> {
         Ok(mut file) => {
             file.write_all(secret.as_bytes())
                 .and_then(|()| file.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(io_error("write", &path))?;
             log::warn!("no jwt_secret configured: generated one into {} (mode 0600)", path.display());
             Ok(Secret(secret))
         }
         // Another instance sharing the data folder won the race: use its secret.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::read_to_string(&path)
             .map(|text| Secret(text.trim().to_owned()))
-            .map_err(|e| format!("cannot read {}: {e}", path.display())),
-        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+            .map_err(io_error("read", &path)),
+        Err(e) => Err(io_error("create", &path)(e)),
     }
 }
 
@@ -166,6 +204,7 @@ impl fmt::Debug for AppConfig {
             .field("leeway", &self.leeway)
             .field("issuer", &self.issuer)
             .field("data_dir", &self.data_dir)
+            .field("revocation_cache_capacity", &self.revocation_cache_capacity)
             .finish()
     }
 }

@@ -120,12 +120,16 @@ impl ApiError {
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
-            DbError::UniqueViolation => ApiError::UsernameTaken,
+            _ if error.is_username_taken() => ApiError::UsernameTaken,
             DbError::Unavailable(_) | DbError::Timeout => {
                 log::warn!("database unavailable: {error}");
                 ApiError::ServiceUnavailable
             }
-            DbError::Other(_) | DbError::Migrate(_) | DbError::Config(_) => {
+            DbError::UniqueViolation(_)
+            | DbError::Other(_)
+            | DbError::Migrate(_)
+            | DbError::Config(_)
+            | DbError::EventGap => {
                 log::error!("database error: {error:?}");
                 ApiError::Internal
             }

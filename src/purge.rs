@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use rocket::fairing::AdHoc;
 use rocket::tokio::time::{interval, MissedTickBehavior};
 use rocket_db_pools::Database;
@@ -16,7 +15,7 @@ use crate::db::{Db, DbError, PurgeCounts, Store};
 /// One purge outside the server (`jwt-blocklist purge`): connects with the
 /// same configuration, migrates if needed, purges, and reports.
 pub async fn run_once(figment: &rocket::figment::Figment) -> Result<String, String> {
-    let config = AppConfig::from_figment(figment)?;
+    let config = AppConfig::from_figment(figment).map_err(|e| e.to_string())?;
     let db_config: rocket_db_pools::Config = figment
         .focus("databases.main")
         .join(("max_connections", 2))
@@ -24,8 +23,9 @@ pub async fn run_once(figment: &rocket::figment::Figment) -> Result<String, Stri
         .map_err(|e| format!("invalid database configuration: {e}"))?;
     let store = Store::connect(&db_config).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
+    store.configure(config.leeway(), config.revocation_cache_capacity);
     let started = Instant::now();
-    let result = purge_expired(&store, config.leeway()).await.map_err(|e| e.to_string())?;
+    let result = purge_expired(&store).await.map_err(|e| e.to_string())?;
     store.close().await;
     Ok(match result {
         Some(counts) => format!("purged {counts} in {:.3} s", started.elapsed().as_secs_f64()),
@@ -40,13 +40,12 @@ const SKIPPED: &str = "purge skipped: another instance is purging";
 /// Between batches the purge pauses as long as the last batch took.
 pub const BATCH_SIZE: i64 = 1_000;
 
-/// One purge run. `Ok(None)` when another instance holds the purge lock.
-pub async fn purge_expired(store: &Store, leeway: Duration) -> Result<Option<PurgeCounts>, DbError> {
+/// One purge run, with the store's configured leeway. `Ok(None)` when
+/// another instance holds the purge lock.
+pub async fn purge_expired(store: &Store) -> Result<Option<PurgeCounts>, DbError> {
     let started = Instant::now();
     log::info!("purge started");
-    let leeway = chrono::Duration::from_std(leeway).unwrap_or(chrono::Duration::MAX);
-    let cutoff = Utc::now().checked_sub_signed(leeway).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
-    let result = store.purge_expired(cutoff, BATCH_SIZE).await;
+    let result = store.purge_expired(BATCH_SIZE).await;
     match &result {
         Ok(Some(counts)) => log::info!("purged {counts} in {:?}", started.elapsed()),
         Ok(None) => log::info!("{SKIPPED}"),
@@ -68,7 +67,6 @@ pub fn stage() -> AdHoc {
                 return;
             }
             let store: Store = (**db).clone();
-            let leeway = config.leeway();
             let period = Duration::from_secs(config.purge_interval);
             let mut shutdown = rocket.shutdown();
             rocket::tokio::spawn(async move {
@@ -80,7 +78,7 @@ pub fn stage() -> AdHoc {
                         _ = &mut shutdown => break,
                     }
                     rocket::tokio::select! {
-                        _ = purge_expired(&store, leeway) => {}
+                        _ = purge_expired(&store) => {}
                         _ = &mut shutdown => break,
                     }
                 }

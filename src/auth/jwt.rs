@@ -62,21 +62,38 @@ pub struct Issued {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a token is issued for: its type, owner, session, id and lifetime.
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    pub token_type: TokenType,
+    pub user_id: Uuid,
+    /// Carried by access tokens.
+    pub username: Option<&'a str>,
+    pub sid: Uuid,
+    pub jti: Uuid,
+    pub now: DateTime<Utc>,
+    pub ttl_seconds: u64,
+}
+
 /// Signing and verification keys plus the validation rules, built once.
 pub struct Jwt {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     issuer: String,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    leeway: i64,
 }
 
 impl Jwt {
     pub fn new(secret: &Secret, config: &AppConfig) -> Self {
         let mut validation = Validation::new(ALGORITHM);
         validation.algorithms = vec![ALGORITHM];
-        validation.leeway = config.leeway;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are checked below, to the microsecond: the library
+        // compares whole seconds, which accepts a token for up to a second
+        // past `exp + leeway`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
@@ -85,20 +102,13 @@ impl Jwt {
             decoding: DecodingKey::from_secret(secret.expose()),
             validation,
             issuer: config.issuer.clone(),
+            leeway: config.leeway as i64,
         }
     }
 
-    /// Signs a token of `token_type` for the session `sid`.
-    pub fn issue(
-        &self,
-        token_type: TokenType,
-        user_id: Uuid,
-        username: Option<&str>,
-        sid: Uuid,
-        now: DateTime<Utc>,
-        ttl_seconds: u64,
-    ) -> Result<Issued, ApiError> {
-        let jti = Uuid::new_v4();
+    /// Signs `token`.
+    pub fn issue(&self, token: NewToken<'_>) -> Result<Issued, ApiError> {
+        let NewToken { token_type, user_id, username, sid, jti, now, ttl_seconds } = token;
         let exp = now.timestamp() + ttl_seconds as i64;
         let claims = WireClaims {
             iss: self.issuer.clone(),
@@ -124,6 +134,7 @@ impl Jwt {
         let data = jsonwebtoken::decode::<WireClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| describe(e.kind()))?;
         let wire = data.claims;
+        self.check_times(&wire, Utc::now())?;
         if wire.token_type != expected {
             return Err(ApiError::invalid_token(match expected {
                 TokenType::Access => "An access token is required",
@@ -145,15 +156,29 @@ impl Jwt {
     }
 }
 
+impl Jwt {
+    /// RFC 7519: expired from the instant `now` reaches `exp + leeway`; not
+    /// yet valid while `now` is before `nbf - leeway`. Never rounded.
+    fn check_times(&self, wire: &WireClaims, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let micros = |seconds: i64| seconds.saturating_mul(1_000_000);
+        let now = now.timestamp_micros();
+        if now >= micros(wire.exp.saturating_add(self.leeway)) {
+            return Err(ApiError::TokenExpired);
+        }
+        if wire.nbf.is_some_and(|nbf| now < micros(nbf.saturating_sub(self.leeway))) {
+            return Err(ApiError::invalid_token("Token is not yet valid"));
+        }
+        Ok(())
+    }
+}
+
 fn describe(kind: &ErrorKind) -> ApiError {
     match kind {
-        ErrorKind::ExpiredSignature => ApiError::TokenExpired,
         ErrorKind::InvalidSignature => ApiError::invalid_token("Signature verification failed"),
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
             ApiError::invalid_token("Token algorithm is not accepted")
         }
         ErrorKind::InvalidIssuer => ApiError::invalid_token("Token issuer is not accepted"),
-        ErrorKind::ImmatureSignature => ApiError::invalid_token("Token is not yet valid"),
         ErrorKind::MissingRequiredClaim(claim) => {
             ApiError::invalid_token(format!("Token is missing the {claim} claim"))
         }

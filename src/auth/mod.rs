@@ -24,8 +24,8 @@ pub struct Auth {
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Authentication", |rocket| async {
         let prepared = async {
-            let config = AppConfig::from_figment(rocket.figment())?;
-            let secret = config.resolve_secret()?;
+            let config = AppConfig::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
+            let secret = config.resolve_secret().map_err(|e| e.to_string())?;
             let passwords =
                 Passwords::new().await.map_err(|_| "cannot initialise password hashing".to_owned())?;
             Ok::<_, String>(Auth { jwt: Jwt::new(&secret, &config), passwords, config })

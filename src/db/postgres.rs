@@ -3,18 +3,16 @@
 //! so that only one instance purges at a time.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rocket::futures::TryStreamExt;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection};
 use uuid::Uuid;
 
-use super::cache::RevocationCache;
-use super::{DbError, Listed, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
+use super::model::Listed;
+use super::{DbError, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -166,6 +164,11 @@ pub(super) async fn revoke_user_sessions(
 ) -> Result<(u64, Vec<Listed>), DbError> {
     let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
+    // Waits for any login whose session insert (which holds a key-share lock
+    // on the user row until it commits) is in flight, so its session is seen
+    // below; a login that comes after waits for this commit instead, and
+    // signs its tokens only once its own session row has committed.
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE").bind(user_id).execute(&mut *tx).await?;
     let sessions: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = $2, refresh_jti = NULL
          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $3
@@ -254,7 +257,40 @@ async fn purge_batches(
             super::pace_after(batch_started).await;
         }
     }
+    prune_events(conn, batch_size).await?;
     Ok(counts)
+}
+
+/// Deletes follower events older than [`super::EVENT_RETENTION`] whose
+/// transaction every snapshot already sees, and records the newest pruned
+/// transaction id, so a follower whose cursor is older reloads (see
+/// `follow/postgres.rs`) instead of missing them.
+pub(super) async fn prune_events(conn: &mut PgConnection, batch_size: i64) -> Result<u64, DbError> {
+    let retention = chrono::Duration::from_std(super::EVENT_RETENTION).unwrap_or_default();
+    let mut removed = 0;
+    loop {
+        let pruned: i64 = sqlx::query_scalar(
+            "WITH gone AS (
+                 DELETE FROM revocation_events WHERE seq IN (
+                     SELECT seq FROM revocation_events
+                     WHERE happened_at < $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                     ORDER BY seq LIMIT $2)
+                 RETURNING xid),
+             newest AS (SELECT xid FROM gone ORDER BY xid DESC LIMIT 1),
+             noted AS (
+                 UPDATE revocation_events_pruned SET through = greatest(through, (SELECT xid FROM newest))
+                 WHERE EXISTS (SELECT 1 FROM newest))
+             SELECT count(*) FROM gone",
+        )
+        .bind(Utc::now() - retention)
+        .bind(batch_size)
+        .fetch_one(&mut *conn)
+        .await?;
+        removed += pruned as u64;
+        if pruned < batch_size {
+            return Ok(removed);
+        }
+    }
 }
 
 /// Marks the session revoked and lists its id on the blocklist until its
@@ -294,7 +330,7 @@ async fn upsert_revocation(
     now: DateTime<Utc>,
     listed: &mut Vec<Listed>,
 ) -> Result<bool, DbError> {
-    listed.push((revocation.jti, revocation.expires_at));
+    listed.push((revocation.jti, revocation.expires_at, revocation.reason));
     // The user may have been deleted meanwhile; the revocation must stand anyway.
     let inserted = sqlx::query(
         "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason)
@@ -318,95 +354,4 @@ async fn upsert_revocation(
             .await?;
     }
     Ok(inserted)
-}
-
-/// The channel the `revoked_tokens` triggers announce changes on.
-const CHANNEL: &str = "revoked_tokens";
-
-/// The follower's own connections, apart from the request pool: one held by
-/// LISTEN, one for the load, the sync marker and the watchdog's pings. While
-/// the cache is distrusted every request queries the database through the
-/// request pool; the follower must not queue behind them, or it could miss
-/// its timeouts and never get the cache trusted again under load.
-/// Named so operators (and tests) can tell them apart.
-pub(super) fn side_pool(pool: &PgPool) -> PgPool {
-    let options = (*pool.connect_options()).clone().application_name("jwt-blocklist-listener");
-    PgPoolOptions::new()
-        .max_connections(2)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .connect_lazy_with(options)
-}
-
-/// One follow session, on `side` (see [`side_pool`]): LISTEN, load every live
-/// revocation, trust the cache once a marker sent after the load comes back
-/// (so every change committed during the load has been applied), then apply
-/// changes until the connection drops. Our own `ping <nonce>` notifications
-/// come back too; `pinged` records when, for the watchdog.
-pub(super) async fn follow(
-    side: &PgPool,
-    cache: &RevocationCache,
-    cutoff: DateTime<Utc>,
-    nonce: &str,
-    pinged: &AtomicI64,
-) -> Result<(), DbError> {
-    let started = std::time::Instant::now();
-    let mut listener = PgListener::connect_with(side).await?;
-    listener.listen(CHANNEL).await?;
-
-    let mut rows = sqlx::query_as::<_, (Uuid, i64)>(
-        "SELECT jti, ceil(extract(epoch FROM expires_at))::bigint FROM revoked_tokens WHERE expires_at > $1",
-    )
-    .bind(cutoff)
-    .fetch(side);
-    let mut batch = Vec::with_capacity(10_000);
-    let mut loaded = 0usize;
-    while let Some(row) = rows.try_next().await? {
-        batch.push(row);
-        if batch.len() == batch.capacity() {
-            loaded += batch.len();
-            cache.insert_many(batch.drain(..));
-        }
-    }
-    loaded += batch.len();
-    cache.insert_many(batch);
-    drop(rows);
-
-    let marker = format!("sync {nonce}");
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&marker).execute(side).await?;
-    let ping = format!("ping {nonce}");
-    let mut synced = false;
-    while let Some(notification) = listener.try_recv().await? {
-        let payload = notification.payload();
-        if payload == ping {
-            pinged.store(Utc::now().timestamp_millis(), Ordering::Release);
-        } else if !synced && payload == marker {
-            synced = true;
-            pinged.store(Utc::now().timestamp_millis(), Ordering::Release);
-            cache.trust();
-            log::info!("revocation cache loaded {loaded} live revocations in {:?}", started.elapsed());
-        } else {
-            apply(cache, payload)?;
-        }
-    }
-    Ok(()) // the connection was lost
-}
-
-/// Sends the watchdog's ping through the channel.
-pub(super) async fn send_ping(pool: &PgPool, nonce: &str) -> Result<(), DbError> {
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(format!("ping {nonce}")).execute(pool).await?;
-    Ok(())
-}
-
-/// Applies one trigger payload; markers and pings of other instances are ignored.
-fn apply(cache: &RevocationCache, payload: &str) -> Result<(), DbError> {
-    let bad = || DbError::Other(sqlx::Error::Protocol(format!("unexpected notification {payload:?}")));
-    if let Some(change) = payload.strip_prefix('+') {
-        let (id, until) = change.split_once(' ').ok_or_else(bad)?;
-        cache.insert(Uuid::parse_str(id).map_err(|_| bad())?, until.parse().map_err(|_| bad())?);
-    } else if let Some(id) = payload.strip_prefix('-') {
-        cache.remove(Uuid::parse_str(id).map_err(|_| bad())?);
-    }
-    Ok(())
 }

@@ -4,7 +4,9 @@
 //! text, so a DBA reads and writes them as plain strings. Time comparisons go
 //! through `julianday()`, which also reads the other forms a DBA may type
 //! (`2030-01-01 00:00:00`), and which the expiry indexes are built on. WAL mode
-//! lets readers (the revocation check) run while a write is in progress. Every
+//! lets readers (the revocation check) run while a write is in progress, and
+//! `synchronous = FULL` syncs the log at every commit, so a revocation that was
+//! answered 2xx survives a power loss, not just a crash of the process. Every
 //! write transaction starts with a write, so it takes the write lock up front
 //! and waits under `busy_timeout` instead of failing on a lock upgrade.
 
@@ -12,7 +14,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use rocket::futures::TryStreamExt;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -20,22 +21,18 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, SqliteConnection};
 use uuid::Uuid;
 
-use super::cache::RevocationCache;
-use super::{DbError, Listed, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
+use super::model::Listed;
+use super::{DbError, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 type UserRow = (String, String, String, String);
 
-fn text(time: DateTime<Utc>) -> String {
+pub(super) fn text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn decode_error(what: &str, value: &str) -> DbError {
-    DbError::Other(sqlx::Error::Decode(format!("bad {what} in the database: {value:?}").into()))
-}
-
-fn parse_time(value: &str) -> Result<DateTime<Utc>, DbError> {
+pub(super) fn parse_time(value: &str) -> Result<DateTime<Utc>, DbError> {
     if let Ok(time) = DateTime::parse_from_rfc3339(value) {
         return Ok(time.with_timezone(&Utc));
     }
@@ -43,11 +40,11 @@ fn parse_time(value: &str) -> Result<DateTime<Utc>, DbError> {
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
         .map(|naive| naive.and_utc())
-        .ok_or_else(|| decode_error("time", value))
+        .ok_or_else(|| DbError::decode("time", value))
 }
 
-fn parse_uuid(value: &str) -> Result<Uuid, DbError> {
-    Uuid::parse_str(value).map_err(|_| decode_error("uuid", value))
+pub(super) fn parse_uuid(value: &str) -> Result<Uuid, DbError> {
+    Uuid::parse_str(value).map_err(|_| DbError::decode("uuid", value))
 }
 
 fn user_from_row((id, username, password_hash, created_at): UserRow) -> Result<User, DbError> {
@@ -61,7 +58,7 @@ pub(super) async fn connect(
     let options = SqliteConnectOptions::from_str(&config.url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(timeout)
         .disable_statement_logging();
@@ -260,13 +257,13 @@ pub(super) async fn purge_expired(
         revoked_tokens: delete_in_batches(pool, &by_expiry("revoked_tokens"), &cutoff, batch_size).await?,
         sessions: delete_in_batches(pool, &by_expiry("sessions"), &cutoff, batch_size).await?,
     };
-    // The event log only has to outlive the watchers' next look (milliseconds;
-    // a reloading watcher starts from the newest event): keep ten minutes.
+    // Followers reload when they find a gap, so pruning is safe at any age;
+    // the retention only spares them that reload after a short pause.
     let events = "DELETE FROM revocation_events WHERE seq IN (
                       SELECT seq FROM revocation_events ORDER BY seq LIMIT ?2)
                     AND julianday(happened_at) < julianday(?1)";
-    let events_cutoff = text(Utc::now() - chrono::Duration::minutes(10));
-    delete_in_batches(pool, events, &events_cutoff, batch_size).await?;
+    let retention = chrono::Duration::from_std(super::EVENT_RETENTION).unwrap_or_default();
+    delete_in_batches(pool, events, &text(Utc::now() - retention), batch_size).await?;
     Ok(Some(counts))
 }
 
@@ -326,7 +323,7 @@ async fn upsert_revocation(
     now: DateTime<Utc>,
     listed: &mut Vec<Listed>,
 ) -> Result<bool, DbError> {
-    listed.push((revocation.jti, revocation.expires_at));
+    listed.push((revocation.jti, revocation.expires_at, revocation.reason));
     let inserted = sqlx::query(
         "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason)
          VALUES (?1, ?2, (SELECT id FROM users WHERE id = ?3), ?4, ?5)
@@ -352,86 +349,4 @@ async fn upsert_revocation(
         .await?;
     }
     Ok(inserted)
-}
-
-/// How often the watcher looks for commits by other connections. Each look
-/// is one `PRAGMA data_version` on the watcher's own connection (no disk
-/// read); the event log is read only when it moved.
-const WATCH_INTERVAL: Duration = Duration::from_millis(2);
-
-/// One follow session on a connection of its own, outside the request pool:
-/// `data_version` is per connection, and while the cache is distrusted the
-/// request pool is busy answering every check, which the follower must not
-/// queue behind. Notes the newest event, loads every live revocation, applies
-/// the events since, trusts the cache, then applies new events whenever
-/// another connection has committed.
-pub(super) async fn follow(
-    pool: &SqlitePool,
-    cache: &RevocationCache,
-    cutoff: DateTime<Utc>,
-) -> Result<(), DbError> {
-    let started = std::time::Instant::now();
-    let mut conn = pool.connect_options().connect().await?;
-    let mut version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut conn).await?;
-    let mut seen: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM revocation_events")
-        .fetch_one(&mut conn)
-        .await?;
-
-    let mut loaded = 0usize;
-    {
-        let mut rows = sqlx::query_as::<_, (String, i64)>(
-            "SELECT jti, CAST(strftime('%s', expires_at) AS INTEGER) + 1 FROM revoked_tokens
-             WHERE julianday(expires_at) > julianday(?1)",
-        )
-        .bind(text(cutoff))
-        .fetch(&mut conn);
-        let mut batch = Vec::with_capacity(10_000);
-        while let Some((id, until)) = rows.try_next().await? {
-            batch.push((parse_uuid(&id)?, until));
-            if batch.len() == batch.capacity() {
-                loaded += batch.len();
-                cache.insert_many(batch.drain(..));
-            }
-        }
-        loaded += batch.len();
-        cache.insert_many(batch);
-    }
-    seen = apply_events(&mut conn, cache, seen).await?;
-    cache.trust();
-    log::info!("revocation cache loaded {loaded} live revocations in {:?}", started.elapsed());
-
-    let mut ticker = rocket::tokio::time::interval(WATCH_INTERVAL);
-    ticker.set_missed_tick_behavior(rocket::tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let now: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut conn).await?;
-        if now != version {
-            version = now;
-            seen = apply_events(&mut conn, cache, seen).await?;
-        }
-    }
-}
-
-/// Applies the events after `after`; returns the last one applied.
-async fn apply_events(
-    conn: &mut SqliteConnection,
-    cache: &RevocationCache,
-    after: i64,
-) -> Result<i64, DbError> {
-    let events: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
-        "SELECT seq, jti, CAST(strftime('%s', expires_at) AS INTEGER) + 1
-         FROM revocation_events WHERE seq > ?1 ORDER BY seq",
-    )
-    .bind(after)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut last = after;
-    for (seq, id, until) in events {
-        match until {
-            Some(until) => cache.insert(parse_uuid(&id)?, until),
-            None => cache.remove(parse_uuid(&id)?),
-        }
-        last = seq;
-    }
-    Ok(last)
 }

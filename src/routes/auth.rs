@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::json::{JsonBody, RequestBody};
 use crate::auth::guard::AccessToken;
-use crate::auth::jwt::TokenType;
+use crate::auth::jwt::{NewToken, TokenType};
 use crate::auth::Auth;
 use crate::db::{Db, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
 use crate::error::ApiError;
@@ -140,37 +140,52 @@ fn session_ttl(auth: &Auth) -> u64 {
     auth.config.access_token_ttl.max(auth.config.refresh_token_ttl)
 }
 
+fn session_expiry(auth: &Auth, now: DateTime<Utc>) -> DateTime<Utc> {
+    now + chrono::Duration::seconds(session_ttl(auth) as i64)
+}
+
 fn token_pair(
     auth: &Auth,
     user: &User,
     sid: Uuid,
     now: DateTime<Utc>,
-) -> Result<(TokenPair, Uuid, DateTime<Utc>), ApiError> {
+    refresh_jti: Uuid,
+) -> Result<TokenPair, ApiError> {
     let config = &auth.config;
-    let access = auth.jwt.issue(
-        TokenType::Access,
-        user.id,
-        Some(&user.username),
+    let token = |token_type, username, jti, ttl_seconds| NewToken {
+        token_type,
+        user_id: user.id,
+        username,
         sid,
+        jti,
         now,
+        ttl_seconds,
+    };
+    let access = auth.jwt.issue(token(
+        TokenType::Access,
+        Some(&user.username),
+        Uuid::new_v4(),
         config.access_token_ttl,
-    )?;
-    let refresh = auth.jwt.issue(TokenType::Refresh, user.id, None, sid, now, config.refresh_token_ttl)?;
-    let pair = TokenPair {
+    ))?;
+    let refresh = auth.jwt.issue(token(TokenType::Refresh, None, refresh_jti, config.refresh_token_ttl))?;
+    Ok(TokenPair {
         access_token: access.token,
         refresh_token: refresh.token,
         token_type: "Bearer",
         expires_in: config.access_token_ttl,
         refresh_expires_in: config.refresh_token_ttl,
-    };
-    Ok((pair, refresh.jti, now + chrono::Duration::seconds(session_ttl(auth) as i64)))
+    })
 }
 
+/// Commits the session, then signs its tokens: a logout-all that commits
+/// before the session row is seen by nothing signed earlier (see
+/// `Store::revoke_user_sessions`).
 async fn start_session(db: &Db, auth: &Auth, user: &User) -> Result<TokenResponse, ApiError> {
     let sid = Uuid::new_v4();
-    let (pair, refresh_jti, expires_at) = token_pair(auth, user, sid, Utc::now())?;
+    let now = Utc::now();
+    let (refresh_jti, expires_at) = (Uuid::new_v4(), session_expiry(auth, now));
     db.insert_session(&NewSession { id: sid, user_id: user.id, refresh_jti, expires_at }).await?;
-    Ok(pair.into())
+    Ok(token_pair(auth, user, sid, now, refresh_jti)?.into())
 }
 
 #[post("/refresh", data = "<body>")]
@@ -185,7 +200,7 @@ async fn refresh(
         .await?
         .ok_or_else(|| ApiError::invalid_token("The token's user no longer exists"))?;
     let now = Utc::now();
-    let (pair, next_jti, next_expires_at) = token_pair(auth, &user, claims.sid, now)?;
+    let (next_jti, next_expires_at) = (Uuid::new_v4(), session_expiry(auth, now));
     let rotation = Rotation {
         sid: claims.sid,
         user_id: user.id,
@@ -196,7 +211,7 @@ async fn refresh(
         now,
     };
     match db.rotate_refresh(&rotation).await? {
-        RotationOutcome::Rotated => Ok(pair.into()),
+        RotationOutcome::Rotated => Ok(token_pair(auth, &user, claims.sid, now, next_jti)?.into()),
         RotationOutcome::Reused => {
             log::warn!("refresh token reuse: session {} of user {} revoked", claims.sid, user.id);
             Err(ApiError::TokenRevoked)

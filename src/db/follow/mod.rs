@@ -1,0 +1,176 @@
+//! The follower: keeps an instance's revocation memory ([`RevocationCache`])
+//! equal to the live part of `revoked_tokens`, and confirms it current at
+//! least every [`HEARTBEAT`], so memory never answers more than
+//! [`MAX_STALENESS`] behind the database.
+//!
+//! Only table rows decide what memory holds. Each backend keeps an app-owned,
+//! trigger-fed event log of the ids whose rows changed; the follower reads it
+//! past its cursor and re-reads those rows ([`postgres`], [`sqlite`]). A
+//! Postgres notification only wakes the follower early: its payload is never
+//! read, so a forged `NOTIFY` costs one cheap poll and changes nothing.
+//!
+//! A session: connect, empty memory, load every live row, then poll, apply
+//! and confirm until anything goes wrong (an error, a poll slower than the
+//! staleness bound, a gap in the event log). Then memory is distrusted (the
+//! check asks the database), and a new session reloads it.
+//!
+//! [`RevocationCache`]: super::cache::RevocationCache
+
+mod postgres;
+mod sqlite;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::cache::{RevocationCache, MAX_STALENESS};
+use super::model::REFRESH_ROTATED;
+use super::{Backend, DbError, Store};
+
+/// The longest the follower waits between polls when nothing wakes it.
+pub const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// How long memory may stay over capacity before a reload is tried again.
+const OVERFLOW_RETRY: Duration = Duration::from_secs(30);
+
+/// A change the event log points at: the id, and the row's expiry in unix
+/// milliseconds while the access check needs it (`None`: deleted, or a
+/// used-up refresh token).
+type Change = (Uuid, Option<i64>);
+
+/// The unix millisecond at which a token expiring at `time` is expired,
+/// rounded up so memory never lets go before the database does.
+pub(super) fn until_ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros().div_euclid(1000) + i64::from(time.timestamp_subsec_micros() % 1000 != 0)
+}
+
+/// What memory should hold for a row read with this expiry and reason.
+fn wanted(expires_at: DateTime<Utc>, reason: &str) -> Option<i64> {
+    (reason != REFRESH_ROTATED).then(|| until_ms(expires_at))
+}
+
+/// One backend's view of the event log.
+enum Source {
+    Postgres(postgres::Source),
+    Sqlite(sqlite::Source),
+}
+
+impl Source {
+    async fn open(backend: &Backend) -> Result<Source, DbError> {
+        Ok(match backend {
+            Backend::Postgres(pool) => Source::Postgres(postgres::Source::open(pool).await?),
+            Backend::Sqlite(pool) => Source::Sqlite(sqlite::Source::open(pool).await?),
+        })
+    }
+
+    /// Loads every row live at `cutoff` into `cache`; returns how many.
+    async fn load(&mut self, cutoff: DateTime<Utc>, cache: &RevocationCache) -> Result<usize, DbError> {
+        match self {
+            Source::Postgres(source) => source.load(cutoff, cache).await,
+            Source::Sqlite(source) => source.load(cutoff, cache).await,
+        }
+    }
+
+    /// The changes committed since the last poll (or the load).
+    async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
+        match self {
+            Source::Postgres(source) => source.poll().await,
+            Source::Sqlite(source) => source.poll().await,
+        }
+    }
+
+    /// Until a notification wakes the follower, or the next heartbeat.
+    async fn wait(&mut self) {
+        match self {
+            Source::Postgres(source) => source.wait(HEARTBEAT).await,
+            Source::Sqlite(_) => rocket::tokio::time::sleep(sqlite::WATCH_INTERVAL).await,
+        }
+    }
+}
+
+impl Store {
+    /// Keeps the revocation memory current, for ever: one session after
+    /// another, distrusting memory between them, and evicting expired
+    /// entries once a second.
+    pub(super) async fn follow_revocations(&self) {
+        let cache = self.cache.clone();
+        let leeway = self.leeway();
+        let _evictor = AbortOnDrop(rocket::tokio::spawn(async move {
+            let mut ticker = rocket::tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticker.tick().await;
+                cache.evict_expired(until_ms(Utc::now() - leeway));
+            }
+        }));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            let ended = self.follow_session().await;
+            self.cache.distrust();
+            match ended {
+                Ok(()) => log::warn!("revocation cache over capacity for {OVERFLOW_RETRY:?}: reloading"),
+                Err(DbError::EventGap) => log::warn!("revocation follower: {}", DbError::EventGap),
+                Err(e) => {
+                    log::warn!("revocation follower stopped ({e}); checking the database until reloaded")
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(100);
+            }
+            rocket::tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One session; `Ok` when memory stayed over capacity and should reload.
+    async fn follow_session(&self) -> Result<(), DbError> {
+        let cache = &self.cache;
+        let mut source = self.bounded(Source::open(&self.backend)).await?;
+        let loading = Instant::now();
+        cache.distrust();
+        cache.clear();
+        let loaded = source.load(Utc::now() - self.leeway(), cache).await?;
+        let mut live = false;
+        let mut overflowed_at = None;
+        loop {
+            while cache.is_paused() {
+                rocket::tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let polled_at = Instant::now();
+            let changes =
+                rocket::tokio::time::timeout(MAX_STALENESS, source.poll()).await.map_err(|_| {
+                    log::warn!("revocation follower stalled: no answer within {MAX_STALENESS:?}");
+                    DbError::Timeout
+                })??;
+            for (id, until) in changes {
+                cache.set(id, until);
+            }
+            cache.confirm(polled_at);
+            if !live {
+                live = true;
+                cache.trust();
+                log::info!(
+                    "revocation cache live: {loaded} live revocations loaded in {:?}, \
+                     memory answers at most {MAX_STALENESS:?} behind the database",
+                    loading.elapsed()
+                );
+            }
+            match (cache.is_overflowed(), overflowed_at) {
+                (true, None) => overflowed_at = Some(Instant::now()),
+                (true, Some(since)) if since.elapsed() > OVERFLOW_RETRY => return Ok(()),
+                _ => {}
+            }
+            source.wait().await;
+        }
+    }
+}
+
+/// Ends a background task when its owner is dropped (shutdown included).
+pub(super) struct AbortOnDrop(pub rocket::tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,135 @@
+//! The Postgres side of the follower. The triggers of migration 3 append the
+//! id of every changed `revoked_tokens` row to `revocation_events`, stamped
+//! with the writing transaction's id, and send an empty `NOTIFY` on channel
+//! `revoked_tokens` as a wake-up.
+//!
+//! Transaction ids are not committed in order, so the cursor is a snapshot,
+//! as in PgQ: a poll reads the events whose transaction is visible in the
+//! statement's own snapshot and was not in the previous one, together with
+//! the current rows of their ids. Nothing committed is ever skipped, and a
+//! long transaction delays nothing but itself.
+//!
+//! The follower's two connections (one held by LISTEN, one for the load and
+//! the polls) come from a pool of their own, named `jwt-blocklist-listener`,
+//! so they never queue behind requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rocket::futures::TryStreamExt;
+use rocket::tokio::sync::Notify;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use super::{wanted, AbortOnDrop, Change};
+use crate::db::cache::RevocationCache;
+use crate::db::DbError;
+
+/// The channel the triggers wake followers on. Its payloads are never read.
+const CHANNEL: &str = "revoked_tokens";
+
+/// The changes since snapshot `$1`, and whether the purge has pruned events
+/// this cursor may still need (a follower frozen for minutes).
+const POLL: &str = "
+    WITH cursor AS (SELECT pg_current_snapshot() AS now, $1::text::pg_snapshot AS before),
+    changed AS (
+        SELECT DISTINCT e.jti FROM revocation_events e, cursor c
+        WHERE e.xid >= pg_snapshot_xmin(c.before) AND e.xid < pg_snapshot_xmax(c.now)
+          AND pg_visible_in_snapshot(e.xid, c.now) AND NOT pg_visible_in_snapshot(e.xid, c.before))
+    SELECT c.now::text,
+           (SELECT through FROM revocation_events_pruned) >= pg_snapshot_xmin(c.before),
+           ch.jti, r.expires_at, r.reason
+    FROM cursor c LEFT JOIN changed ch ON true LEFT JOIN revoked_tokens r ON r.jti = ch.jti";
+
+type PollRow = (String, bool, Option<Uuid>, Option<DateTime<Utc>>, Option<String>);
+
+pub(super) struct Source {
+    pool: PgPool,
+    wake: Arc<Notify>,
+    snapshot: String,
+    _listener: AbortOnDrop,
+}
+
+impl Source {
+    pub(super) async fn open(requests: &PgPool) -> Result<Source, DbError> {
+        let options = (*requests.connect_options()).clone().application_name("jwt-blocklist-listener");
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(requests.options().get_acquire_timeout())
+            .connect_lazy_with(options);
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let wake = Arc::new(Notify::new());
+        let waker = wake.clone();
+        let task = rocket::tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => waker.notify_one(),
+                    // Lost: the listener reconnects and listens again by itself.
+                    Ok(None) => waker.notify_one(),
+                    Err(_) => rocket::tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Ok(Source { pool, wake, snapshot: String::new(), _listener: AbortOnDrop(task) })
+    }
+
+    pub(super) async fn load(
+        &mut self,
+        cutoff: DateTime<Utc>,
+        cache: &RevocationCache,
+    ) -> Result<usize, DbError> {
+        // The snapshot first: whatever commits after it, the first poll reads.
+        self.snapshot =
+            sqlx::query_scalar("SELECT pg_current_snapshot()::text").fetch_one(&self.pool).await?;
+        let mut rows = sqlx::query_as::<_, (Uuid, DateTime<Utc>, String)>(
+            "SELECT jti, expires_at, reason FROM revoked_tokens WHERE expires_at >= $1",
+        )
+        .bind(cutoff)
+        .fetch(&self.pool);
+        let mut batch = Vec::with_capacity(10_000);
+        let mut loaded = 0;
+        while let Some((jti, expires_at, reason)) = rows.try_next().await? {
+            if let Some(until) = wanted(expires_at, &reason) {
+                batch.push((jti, until));
+            }
+            if batch.len() == batch.capacity() {
+                loaded += batch.len();
+                cache.load(batch.drain(..));
+            }
+        }
+        loaded += batch.len();
+        cache.load(batch);
+        Ok(loaded)
+    }
+
+    pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
+        let rows: Vec<PollRow> = sqlx::query_as(POLL).bind(&self.snapshot).fetch_all(&self.pool).await?;
+        let mut changes = Vec::with_capacity(rows.len());
+        for (snapshot, gap, jti, expires_at, reason) in rows {
+            if gap {
+                return Err(DbError::EventGap);
+            }
+            self.snapshot = snapshot;
+            if let Some(jti) = jti {
+                let until = expires_at.zip(reason).and_then(|(at, reason)| wanted(at, &reason));
+                changes.push((jti, until));
+            }
+        }
+        Ok(changes)
+    }
+
+    pub(super) async fn wait(&self, heartbeat: Duration) {
+        let _ = rocket::tokio::time::timeout(heartbeat, self.wake.notified()).await;
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        let pool = self.pool.clone();
+        rocket::tokio::spawn(async move { pool.close().await });
+    }
+}

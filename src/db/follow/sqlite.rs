@@ -1,0 +1,115 @@
+//! The SQLite side of the follower. SQLite has no notifications: the triggers
+//! of migration 3 append the id of every changed `revoked_tokens` row to
+//! `revocation_events`, and the follower, on a connection of its own, looks at
+//! `PRAGMA data_version` (which moves when another connection commits) every
+//! [`WATCH_INTERVAL`], reading the log past the last event it applied.
+//!
+//! SQLite has one writer at a time and `AUTOINCREMENT` is transactional, so
+//! event numbers are gap-free in commit order: a missing number means events
+//! were pruned (or deleted by hand) behind a stopped follower, and memory is
+//! reloaded rather than trusted.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rocket::futures::TryStreamExt;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{ConnectOptions, SqliteConnection};
+
+use super::{wanted, Change};
+use crate::db::cache::RevocationCache;
+use crate::db::sqlite::{parse_time, parse_uuid, text};
+use crate::db::DbError;
+
+/// How often the follower looks for commits by other connections: one
+/// `PRAGMA data_version` on its own connection (no disk read); the event log
+/// is read only when it moved.
+pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(2);
+
+/// The newest event number ever handed out, and every event past `?1` with
+/// the current row of its id, in one statement (one snapshot).
+const POLL: &str = "
+    SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'),
+           e.seq, e.jti, r.expires_at, r.reason
+    FROM (SELECT 1) LEFT JOIN revocation_events e ON e.seq > ?1
+    LEFT JOIN revoked_tokens r ON r.jti = e.jti
+    ORDER BY e.seq";
+
+type PollRow = (Option<i64>, Option<i64>, Option<String>, Option<String>, Option<String>);
+
+pub(super) struct Source {
+    conn: SqliteConnection,
+    version: i64,
+    seen: i64,
+}
+
+impl Source {
+    pub(super) async fn open(pool: &SqlitePool) -> Result<Source, DbError> {
+        let mut conn = pool.connect_options().connect().await?;
+        let version = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut conn).await?;
+        Ok(Source { conn, version, seen: 0 })
+    }
+
+    pub(super) async fn load(
+        &mut self,
+        cutoff: DateTime<Utc>,
+        cache: &RevocationCache,
+    ) -> Result<usize, DbError> {
+        // The newest event first: whatever commits after it, the first poll reads.
+        self.seen = sqlx::query_scalar(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'), 0)",
+        )
+        .fetch_one(&mut self.conn)
+        .await?;
+        let mut rows = sqlx::query_as::<_, (String, String, String)>(
+            "SELECT jti, expires_at, reason FROM revoked_tokens
+             WHERE julianday(expires_at) >= julianday(?1)",
+        )
+        .bind(text(cutoff))
+        .fetch(&mut self.conn);
+        let mut batch = Vec::with_capacity(10_000);
+        let mut loaded = 0;
+        while let Some((jti, expires_at, reason)) = rows.try_next().await? {
+            if let Some(until) = wanted(parse_time(&expires_at)?, &reason) {
+                batch.push((parse_uuid(&jti)?, until));
+            }
+            if batch.len() == batch.capacity() {
+                loaded += batch.len();
+                cache.load(batch.drain(..));
+            }
+        }
+        loaded += batch.len();
+        cache.load(batch);
+        Ok(loaded)
+    }
+
+    pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
+        let version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut self.conn).await?;
+        if version == self.version {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<PollRow> = sqlx::query_as(POLL).bind(self.seen).fetch_all(&mut self.conn).await?;
+        let mut changes = Vec::with_capacity(rows.len());
+        let mut newest = self.seen;
+        let mut next = self.seen + 1;
+        for (handed_out, seq, jti, expires_at, reason) in rows {
+            newest = handed_out.unwrap_or(0);
+            let (Some(seq), Some(jti)) = (seq, jti) else { continue };
+            if seq != next {
+                return Err(DbError::EventGap);
+            }
+            next += 1;
+            let until = match expires_at.zip(reason) {
+                Some((at, reason)) => wanted(parse_time(&at)?, &reason),
+                None => None,
+            };
+            changes.push((parse_uuid(&jti)?, until));
+        }
+        if newest != next - 1 {
+            return Err(DbError::EventGap);
+        }
+        self.version = version;
+        self.seen = newest;
+        Ok(changes)
+    }
+}

@@ -1,0 +1,96 @@
+//! The values the store reads and writes: users, sessions, revocations,
+//! rotations and purge counts. Plain data; the SQL is in the backend files.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A registered account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A login session: every token of one login carries its id as `sid`.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub refresh_jti: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a row was added to `revoked_tokens`; stored in its `reason` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Logout,
+    LogoutAll,
+    RefreshRotated,
+    RefreshReuse,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Logout => "logout",
+            Reason::LogoutAll => "logout_all",
+            Reason::RefreshRotated => REFRESH_ROTATED,
+            Reason::RefreshReuse => "refresh_reuse",
+        }
+    }
+}
+
+/// Rows with this reason list a used-up refresh token, for the record only:
+/// its session's state refuses it, so the access check never asks about it
+/// and no instance keeps it in memory (the triggers skip it too).
+pub const REFRESH_ROTATED: &str = "refresh_rotated";
+
+/// One revoked token (or session, when `jti` is a session id).
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    pub jti: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub user_id: Option<Uuid>,
+    pub reason: Reason,
+}
+
+/// A refresh-token rotation: `presented` is used up, `next` becomes the
+/// session's one usable refresh token.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub sid: Uuid,
+    pub user_id: Uuid,
+    pub presented_jti: Uuid,
+    pub presented_expires_at: DateTime<Utc>,
+    pub next_jti: Uuid,
+    pub next_expires_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The presented token was the session's current one; it is now used up.
+    Rotated,
+    /// The presented token was already used up (or its session revoked): the
+    /// whole session has been revoked.
+    Reused,
+}
+
+/// Rows removed by one purge run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub revoked_tokens: u64,
+    pub sessions: u64,
+}
+
+impl std::fmt::Display for PurgeCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} revoked tokens and {} sessions", self.revoked_tokens, self.sessions)
+    }
+}
+
+/// A row a write put on the blocklist: its id, until when, and whether the
+/// access check needs it in memory.
+pub(super) type Listed = (Uuid, DateTime<Utc>, Reason);
