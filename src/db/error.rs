@@ -68,3 +68,16 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
     }
     code.parse::<i32>().is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 14))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DbError;
+
+    #[test]
+    fn only_the_username_constraint_means_a_taken_name() {
+        assert!(DbError::UniqueViolation("users_username_lower_key".into()).is_username_taken());
+        assert!(DbError::UniqueViolation("users.username".into()).is_username_taken());
+        assert!(!DbError::UniqueViolation("sessions_pkey".into()).is_username_taken());
+        assert!(!DbError::UniqueViolation("revoked_tokens.jti".into()).is_username_taken());
+    }
+}

@@ -9,15 +9,9 @@ use sqlx::{Connection, Executor};
 
 use crate::backend_tests;
 use crate::helpers::{
-    claim, hand_revocation, rejected_within, wait_until, Backend, TestApp, TestDb, PROPAGATION_BOUND,
+    claim, hand_revocation, rejected_within, wait_until, wait_until_trusted, Backend, TestApp, TestDb,
+    PROPAGATION_BOUND,
 };
-
-async fn wait_until_trusted(app: &TestApp) {
-    wait_until("the revocation cache is loaded", Duration::from_secs(15), || async {
-        app.store().revocation_cache().trusted
-    })
-    .await;
-}
 
 async fn the_cache_is_loaded_from_the_database_at_start(backend: Backend) {
     let app = TestApp::spawn(backend).await;

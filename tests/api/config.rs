@@ -95,3 +95,30 @@ backend_tests!(
     token_settings_come_from_the_configuration,
     migrations_are_idempotent_across_restarts,
 );
+
+/// Every out-of-range value is refused at start, with a message that names
+/// its key.
+#[tokio::test]
+async fn configuration_values_out_of_range_are_refused_naming_the_key() {
+    let base = || rocket::figment::Figment::from(rocket::Config::default());
+    let cases: [(&str, i64); 8] = [
+        ("access_token_ttl", 0),
+        ("access_token_ttl", -900),
+        ("access_token_ttl", 400_000_000),
+        ("refresh_token_ttl", 0),
+        ("refresh_token_ttl", i64::MAX),
+        ("leeway", -1),
+        ("leeway", 90_000),
+        ("purge_interval", 40_000_000),
+    ];
+    for (key, value) in cases {
+        let error = jwt_blocklist::config::AppConfig::from_figment(&base().merge((key, value)))
+            .expect_err(&format!("{key} = {value} must be refused"));
+        assert!(error.to_string().contains(key), "{key} = {value}: {error}");
+    }
+
+    let db = TestDb::create(Backend::Sqlite).await;
+    let overflowing = test_figment(&db, &db.url(), &crate::helpers::random_secret())
+        .merge(("refresh_token_ttl", 400_000_000_000_i64));
+    assert_eq!(refused_fairings(overflowing).await, ["Authentication"]);
+}

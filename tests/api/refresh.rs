@@ -5,7 +5,12 @@ use futures::future::join_all;
 use rocket::http::Status;
 
 use crate::backend_tests;
-use crate::helpers::{claim, Backend, TestApp, Tokens};
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+
+use crate::helpers::{
+    claim, claims_of, forge, now, random_secret, sleep_until_unix, unsigned, Backend, TestApp, Tokens,
+};
 
 async fn refresh_rotates_into_a_new_pair_of_the_same_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -67,10 +72,26 @@ async fn concurrent_refreshes_with_one_token_have_exactly_one_winner(backend: Ba
 async fn refresh_with_an_expired_or_forged_token_is_rejected(backend: Backend) {
     let app = TestApp::spawn_with(backend, |f| f.merge(("refresh_token_ttl", 1))).await;
     let tokens = app.signup("alice").await;
+    let claims = claims_of(&tokens.refresh);
+    let other_key = forge(&claims, &random_secret(), Algorithm::HS256);
+    let other_algorithm = forge(&claims, &app.secret, Algorithm::HS512);
+    let none = unsigned(&json!({ "alg": "none", "typ": "JWT" }), &claims);
+    let mut extended = claims.clone();
+    extended["exp"] = json!(now() + 3600);
+    let tampered = {
+        let signed = forge(&extended, &random_secret(), Algorithm::HS256);
+        let mut parts: Vec<&str> = tokens.refresh.split('.').collect();
+        parts[1] = signed.split('.').nth(1).expect("payload");
+        parts.join(".")
+    };
 
     app.refresh("garbage").await.assert_token_error("invalid_token");
     app.refresh("").await.assert_token_error("invalid_token");
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // exp has 1 s resolution
+    for forged in [other_key, other_algorithm, none, tampered] {
+        app.refresh(&forged).await.assert_token_error("invalid_token");
+    }
+    assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 0, "forgeries change nothing");
+    sleep_until_unix(claims["exp"].as_f64().expect("exp")).await;
     app.refresh(&tokens.refresh).await.assert_token_error("token_expired");
 }
 
