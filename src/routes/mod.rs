@@ -7,7 +7,7 @@ use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, routes, Route};
 
-use crate::db::Db;
+use crate::db::{Db, MAX_STALENESS};
 
 #[cfg(not(feature = "bench-no-revocation-check"))]
 type ProtectedToken = crate::auth::guard::AccessToken;
@@ -36,14 +36,18 @@ fn protected(token: ProtectedToken) -> Json<Value> {
 async fn health(db: &Db) -> (Status, Json<Value>) {
     match db.ping().await {
         Ok(()) => {
-            // "live": answered from memory; "fallback": from the database
-            // (loading, or the follower reconnecting).
+            // "live": answered from memory, confirmed current within
+            // `max_staleness_ms`; "fallback": from the database (loading,
+            // reconnecting, stalled, or over capacity).
             let cache = db.revocation_cache();
             let body = json!({
                 "status": "ok",
                 "revocation_cache": {
                     "mode": if cache.trusted { "live" } else { "fallback" },
                     "entries": cache.entries,
+                    "staleness_ms": cache.staleness_ms,
+                    "max_staleness_ms": MAX_STALENESS.as_millis() as u64,
+                    "over_capacity": cache.overflowed,
                 },
             });
             (Status::Ok, Json(body))

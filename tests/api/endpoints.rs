@@ -148,14 +148,25 @@ async fn logout_all_revokes_every_session_and_counts_the_live_ones(backend: Back
     assert_eq!(app.protected(&after.access).await.status, Status::Ok, "a later login works");
 }
 
-async fn health_reports_ok(backend: Backend) {
+async fn health_reports_ok_and_how_current_revocation_memory_is(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    crate::helpers::wait_until_trusted(&app).await;
 
     let response = app.send(app.client.get("/health")).await;
 
     assert_eq!(response.status, Status::Ok);
     assert_eq!(response.body["status"], "ok");
-    assert!(["live", "fallback"].contains(&response.body["revocation_cache"]["mode"].as_str().unwrap()));
+    let cache = &response.body["revocation_cache"];
+    assert_eq!(cache["mode"], "live");
+    assert_eq!(cache["max_staleness_ms"], 900);
+    assert!(cache["staleness_ms"].as_u64().expect("staleness_ms") <= 900, "{cache}");
+    assert_eq!(cache["over_capacity"], false);
+
+    app.store().pause_follower(true);
+    crate::helpers::wait_until("memory is stale", std::time::Duration::from_secs(5), || async {
+        app.send(app.client.get("/health")).await.body["revocation_cache"]["mode"] == "fallback"
+    })
+    .await;
 }
 
 async fn unknown_route_is_a_json_not_found(backend: Backend) {
@@ -174,6 +185,6 @@ backend_tests!(
     me_returns_the_caller,
     logout_revokes_the_access_token_and_the_session_refresh_token,
     logout_all_revokes_every_session_and_counts_the_live_ones,
-    health_reports_ok,
+    health_reports_ok_and_how_current_revocation_memory_is,
     unknown_route_is_a_json_not_found,
 );

@@ -42,7 +42,7 @@ type Change = (Uuid, Option<i64>);
 /// The unix millisecond at which a token expiring at `time` is expired,
 /// rounded up so memory never lets go before the database does.
 pub(super) fn until_ms(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros().div_euclid(1000) + i64::from(time.timestamp_subsec_micros() % 1000 != 0)
+    time.timestamp_micros().div_euclid(1000) + i64::from(!time.timestamp_subsec_micros().is_multiple_of(1000))
 }
 
 /// What memory should hold for a row read with this expiry and reason.
