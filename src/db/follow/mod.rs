@@ -31,6 +31,16 @@ use super::{Backend, DbError, Store};
 /// The longest the follower waits between polls when nothing wakes it.
 pub const HEARTBEAT: Duration = Duration::from_millis(200);
 
+/// How long one poll may take before its connection is presumed dead and the
+/// session starts over. Memory stops answering after [`MAX_STALENESS`]
+/// whatever the poll does (the check compares the last confirmation with the
+/// clock); this only decides when to reconnect. A DBA's bulk insert of a
+/// million rows is one poll of a million ids, which takes seconds.
+const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a load may take (1M rows take under a second).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long memory may stay over capacity before a reload is tried again.
 const OVERFLOW_RETRY: Duration = Duration::from_secs(30);
 
@@ -130,7 +140,9 @@ impl Store {
         let loading = Instant::now();
         cache.distrust();
         cache.clear();
-        let loaded = source.load(Utc::now() - self.leeway(), cache).await?;
+        let load = source.load(Utc::now() - self.leeway(), cache);
+        let loaded =
+            rocket::tokio::time::timeout(LOAD_TIMEOUT, load).await.map_err(|_| DbError::Timeout)??;
         let mut live = false;
         let mut overflowed_at = None;
         loop {
@@ -139,8 +151,10 @@ impl Store {
             }
             let polled_at = Instant::now();
             let changes =
-                rocket::tokio::time::timeout(MAX_STALENESS, source.poll()).await.map_err(|_| {
-                    log::warn!("revocation follower stalled: no answer within {MAX_STALENESS:?}");
+                rocket::tokio::time::timeout(POLL_TIMEOUT, source.poll()).await.map_err(|_| {
+                    log::warn!(
+                        "revocation follower stalled: no answer within {POLL_TIMEOUT:?}; reconnecting"
+                    );
                     DbError::Timeout
                 })??;
             for (id, until) in changes {
