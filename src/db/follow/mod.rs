@@ -157,8 +157,11 @@ impl Store {
                     );
                     DbError::Timeout
                 })??;
+            // A row whose token is already past expiry plus leeway is as good
+            // as gone (a DBA's bulk insert of old rows adds nothing).
+            let cutoff = until_ms(Utc::now() - self.leeway());
             for (id, until) in changes {
-                cache.set(id, until);
+                cache.set(id, until.filter(|&until| until >= cutoff));
             }
             cache.confirm(polled_at);
             if !live {
