@@ -1,5 +1,7 @@
--- wrk script: each request logs out with the next unused token from the file
--- given as the first script argument (a distinct revocation per request).
+-- wrk script: each request POSTs to the path given as the third script
+-- argument (default /auth/logout) with the next unused token from the file
+-- given as the first (a distinct revocation per request); the second is the
+-- number of wrk threads, which split the file between them.
 local count = 0
 function setup(thread)
   thread:set("id", count)
@@ -8,6 +10,7 @@ end
 
 function init(args)
   local path, threads = args[1], tonumber(args[2])
+  target = args[3] or "/auth/logout"
   tokens, next_index = {}, 0
   local i = 0
   for line in io.lines(path) do
@@ -19,5 +22,5 @@ end
 function request()
   next_index = next_index + 1
   local token = tokens[next_index] or "exhausted"
-  return wrk.format("POST", "/auth/logout", { ["Authorization"] = "Bearer " .. token })
+  return wrk.format("POST", target, { ["Authorization"] = "Bearer " .. token })
 end

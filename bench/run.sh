@@ -20,7 +20,13 @@ mkdir -p bench/results
 OUT=bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt
 PIDS=()
 
+# pin_postgres CPUS: moves every Postgres process (and so the backends it
+# forks later) onto CPUS.
+pin_postgres() { for pid in $(pgrep -x postgres); do taskset -apc "$1" "$pid" >/dev/null 2>&1 || true; done; }
+PIN=""
+WRK_PIN=""
 cleanup() {
+    pin_postgres "0-$(($(nproc) - 1))"
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
@@ -32,6 +38,7 @@ say() { echo "$*" | tee -a "$OUT"; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v pgbench >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-contrib >/dev/null; }
 pg_isready -h 127.0.0.1 -q || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
 
 echo "building release binaries (with the check, and the bench-only variant without it)..."
@@ -45,8 +52,10 @@ psql "$ADMIN_URL" -qc "CREATE DATABASE \"$DB\""
 start() {
     local name=$1 binary=$2 port=$3
     shift 3
-    env DATABASE_URL="$URL" ROCKET_JWT_SECRET="$SECRET" ROCKET_PORT="$port" ROCKET_LOG_LEVEL=critical \
-        ROCKET_PURGE_INTERVAL=0 ROCKET_DATA_DIR="$WORK/data" "$@" "$WORK/$binary" >"$WORK/$name.log" 2>&1 &
+    # shellcheck disable=SC2086 # $PIN expands to nothing, or to taskset's words
+    ${PIN:+taskset -c $PIN} env DATABASE_URL="$URL" ROCKET_JWT_SECRET="$SECRET" ROCKET_PORT="$port" \
+        ROCKET_LOG_LEVEL=critical ROCKET_PURGE_INTERVAL=0 ROCKET_DATA_DIR="$WORK/data" "$@" \
+        "$WORK/$binary" >"$WORK/$name.log" 2>&1 &
     PID=$!
     PIDS+=("$PID")
 }
@@ -58,11 +67,15 @@ rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 wrk_run() {
     local label=$1
     shift
-    wrk --latency "$@" >"$WORK/wrk.txt"
+    # shellcheck disable=SC2086 # $WRK_PIN expands to nothing, or to taskset's words
+    ${WRK_PIN:+taskset -c $WRK_PIN} wrk --latency "$@" >"$WORK/wrk.txt"
+    # The count of successes goes to $WORK/ok, for checks after a run.
     awk -v label="$label" '
         /Requests\/sec/ { rps = $2 } /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /Non-2xx/ { bad = $NF }
-        END { printf "%-44s req/s=%-10s p50=%-9s p99=%-9s non-2xx=%s\n", label, rps, p50, p99, (bad == "" ? 0 : bad) }
-    ' "$WORK/wrk.txt" | tee -a "$OUT"
+        / requests in / { total = $1 }
+        END { printf "%-44s req/s=%-10s p50=%-9s p99=%-9s non-2xx=%s\n", label, rps, p50, p99, (bad == "" ? 0 : bad)
+              printf "%d\n", total - bad > "/dev/stderr" }
+    ' "$WORK/wrk.txt" 2>"$WORK/ok" | tee -a "$OUT"
 }
 
 say "# jwt-blocklist benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -147,6 +160,13 @@ wait_live 18103
 python3 bench/tokens.py "$SECRET" "$USER_ID" 1000 >"$WORK/propagation-tokens.txt"
 python3 bench/propagation.py 18101 18103 "$WORK/propagation-tokens.txt" 1000 | tee -a "$OUT"
 stop "$B"
+
+stop "$A"
+source bench/writes.sh
+source bench/fleet.sh
+start a with-check 18101
+A=$PID
+wait_live 18101
 
 say ""
 say "## purge of 1,000,000 expired rows while /protected is under load"

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Mints N access tokens for the benchmark, signed with the bench secret.
+"""Mints access tokens for the benchmark, signed with the bench secret.
 
-Each has a fresh jti and sid, so N logouts are N distinct revocations
-(a login per token would cost N argon2 hashes). Standard library only.
-usage: tokens.py SECRET USER_ID N > tokens.txt
+  tokens.py SECRET USER_ID N      N tokens of USER_ID, each with a fresh jti
+                                  and sid, so N logouts are N distinct
+                                  revocations (a login per token would cost
+                                  N argon2 hashes)
+  tokens.py SECRET --pairs FILE   one token per "user_id sid" line of FILE
+                                  (sessions the benchmark made in SQL)
+Standard library only.
 """
 import base64
 import hashlib
@@ -18,20 +22,23 @@ def b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
-def main() -> None:
-    secret, user_id, count = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
+def token(secret: bytes, user_id: str, sid: str, now: int) -> str:
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    now = int(time.time())
-    out = sys.stdout
-    for _ in range(count):
-        claims = {
-            "iss": "jwt-blocklist", "sub": user_id, "iat": now, "exp": now + 3600,
-            "jti": str(uuid.uuid4()), "sid": str(uuid.uuid4()), "type": "access",
-            "username": "benchuser",
-        }
-        body = header + b"." + b64(json.dumps(claims, separators=(",", ":")).encode())
-        signature = b64(hmac.new(secret, body, hashlib.sha256).digest())
-        out.write((body + b"." + signature).decode() + "\n")
+    claims = {
+        "iss": "jwt-blocklist", "sub": user_id, "iat": now, "exp": now + 3600,
+        "jti": str(uuid.uuid4()), "sid": sid, "type": "access", "username": "benchuser",
+    }
+    body = header + b"." + b64(json.dumps(claims, separators=(",", ":")).encode())
+    return (body + b"." + b64(hmac.new(secret, body, hashlib.sha256).digest())).decode()
+
+
+def main() -> None:
+    secret, now = sys.argv[1].encode(), int(time.time())
+    if sys.argv[2] == "--pairs":
+        pairs = [line.split() for line in open(sys.argv[3]) if line.strip()]
+    else:
+        pairs = [(sys.argv[2], str(uuid.uuid4())) for _ in range(int(sys.argv[3]))]
+    sys.stdout.write("".join(token(secret, user, sid, now) + "\n" for user, sid in pairs))
 
 
 if __name__ == "__main__":

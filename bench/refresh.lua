@@ -1,0 +1,30 @@
+-- wrk script: refresh rotation under load. Each thread keeps a pool of
+-- refresh tokens (the file given as the first script argument, split between
+-- the threads); a request takes one, its answer gives back the rotated one.
+-- With at least as many sessions as connections the pool never runs dry.
+local count = 0
+function setup(thread)
+  thread:set("id", count)
+  count = count + 1
+end
+
+function init(args)
+  local path, threads = args[1], tonumber(args[2])
+  pool = {}
+  local i = 0
+  for line in io.lines(path) do
+    if i % threads == id then pool[#pool + 1] = line end
+    i = i + 1
+  end
+end
+
+function request()
+  local token = table.remove(pool) or "exhausted"
+  return wrk.format("POST", "/auth/refresh", { ["Content-Type"] = "application/json" },
+    '{"refresh_token":"' .. token .. '"}')
+end
+
+function response(status, headers, body)
+  local token = body:match('"refresh_token":"([^"]+)"')
+  if token then pool[#pool + 1] = token end
+end
