@@ -50,6 +50,9 @@ pub struct Store {
     cache: Arc<RevocationCache>,
     /// The configured `leeway`, seconds: what the purge and eviction allow.
     leeway: Arc<AtomicU64>,
+    /// Rung at each own revocation; the waker task (`follow/`) then wakes
+    /// every instance's follower once for however many there were.
+    wake: Arc<rocket::tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -84,7 +87,7 @@ impl Store {
                 "databases.main.url must start with postgres:// or sqlite://".into(),
             ));
         };
-        Ok(Store { backend, timeout, cache: Arc::default(), leeway: Arc::default() })
+        Ok(Store { backend, timeout, cache: Arc::default(), leeway: Arc::default(), wake: Arc::default() })
     }
 
     /// Applies the service's `leeway` and `revocation_cache_capacity`.
@@ -159,7 +162,9 @@ impl Store {
         sid: Uuid,
         session_fallback_expiry: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let listed = dispatch!(self.revoke_token_and_session(token, sid, session_fallback_expiry)).await?;
+        let now = Utc::now();
+        let listed =
+            dispatch!(self.revoke_token_and_session(token, sid, session_fallback_expiry, now)).await?;
         self.remember(&listed);
         Ok(())
     }
@@ -187,12 +192,16 @@ impl Store {
         }
     }
 
-    /// This instance's own revocations are in force here before it answers.
+    /// This instance's own revocations are in force here before it answers,
+    /// and the other instances are woken to read them.
     fn remember(&self, listed: &[Listed]) {
-        for (id, until, reason) in listed {
-            if *reason != Reason::RefreshRotated {
+        for (id, until, in_memory) in listed {
+            if *in_memory {
                 self.cache.insert(*id, follow::until_ms(*until));
             }
+        }
+        if !listed.is_empty() {
+            self.wake.notify_one();
         }
     }
 
@@ -238,6 +247,24 @@ impl Store {
             Backend::Sqlite(pool) => pool.close().await,
         }
     }
+}
+
+/// The request pool's options, for either backend, from `databases.main`.
+/// No ping before each acquire (sqlx's default): it doubled the round trips
+/// of every call. A connection that died is found by the call that uses it,
+/// which fails (503) and drops it; the next call connects anew. (sqlx 0.8
+/// still pings a connection when it goes back to the pool, off the request's
+/// path, as its check against cancelled calls; that cannot be turned off.)
+fn pool_options<DB: sqlx::Database>(
+    config: &rocket_db_pools::Config,
+    timeout: Duration,
+) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .test_before_acquire(false)
+        .max_connections(config.max_connections as u32)
+        .min_connections(config.min_connections.unwrap_or(0))
+        .acquire_timeout(timeout)
+        .idle_timeout(config.idle_timeout.map(Duration::from_secs))
 }
 
 /// Paces a purge: after a batch, waits as long as the batch took, so a purge

@@ -92,5 +92,5 @@ impl std::fmt::Display for PurgeCounts {
 }
 
 /// A row a write put on the blocklist: its id, until when, and whether the
-/// access check needs it in memory.
-pub(super) type Listed = (Uuid, DateTime<Utc>, Reason);
+/// access check needs it in memory (not for a used-up refresh token).
+pub(super) type Listed = (Uuid, DateTime<Utc>, bool);

@@ -3,16 +3,17 @@
 //! so that only one instance purges at a time.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::{ConnectOptions, FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 use super::model::Listed;
-use super::{DbError, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
+use super::{DbError, NewSession, PurgeCounts, Revocation, Rotation, RotationOutcome, User};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -30,14 +31,7 @@ pub(super) async fn connect(config: &rocket_db_pools::Config, timeout: Duration)
     let options = PgConnectOptions::from_str(&config.url)?
         .application_name("jwt-blocklist")
         .disable_statement_logging();
-    let pool = PgPoolOptions::new()
-        .max_connections(config.max_connections as u32)
-        .min_connections(config.min_connections.unwrap_or(0))
-        .acquire_timeout(timeout)
-        .idle_timeout(config.idle_timeout.map(Duration::from_secs))
-        .connect_with(options)
-        .await?;
-    Ok(pool)
+    Ok(super::pool_options(config, timeout).connect_with(options).await?)
 }
 
 pub(super) async fn migrate(pool: &PgPool) -> Result<(), DbError> {
@@ -92,68 +86,135 @@ pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Resul
     Ok(())
 }
 
+/// The tail every revoking statement shares: list the `wanted` rows (jti,
+/// expires_at, reason) for user `user` at `now` (the statement's parameter
+/// names), extending an existing row's expiry but never shortening it; return
+/// the rows listed, whether memory needs each, and whether each is new.
+fn list_wanted(user: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO revoked_tokens AS r (jti, expires_at, user_id, revoked_at, reason)
+         SELECT w.jti, w.expires_at, (SELECT id FROM users WHERE id = {user}), {now}, w.reason FROM wanted w
+         ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
+             WHERE r.expires_at < EXCLUDED.expires_at
+         RETURNING r.jti, r.expires_at, r.reason <> 'refresh_rotated' AS in_memory, r.revoked_at = {now} AS new"
+    )
+}
+
+/// A listed row as the statements return it (see [`list_wanted`]); the
+/// columns are NULL when a statement listed nothing.
+type ListedRow = (Option<Uuid>, Option<DateTime<Utc>>, Option<bool>, Option<bool>);
+
+fn listed((jti, expires_at, in_memory, _): ListedRow) -> Option<Listed> {
+    Some((jti?, expires_at?, in_memory?))
+}
+
+/// Refresh, in one statement: swap the session's refresh token if the
+/// presented one is current (a compare-and-set: concurrent rotations queue on
+/// the row lock and re-check after the winner commits, so one matches) and
+/// list the used-up token; otherwise end the session and list it.
+static ROTATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH rotated AS (
+             UPDATE sessions SET refresh_jti = $3, expires_at = $4
+             WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1, $2))
+             RETURNING id),
+         ended AS (
+             UPDATE sessions SET revoked_at = COALESCE(revoked_at, $6), refresh_jti = NULL
+             WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM rotated)
+             RETURNING expires_at),
+         wanted (jti, expires_at, reason) AS (
+             SELECT $2::uuid, $5::timestamptz, 'refresh_rotated' FROM rotated
+             UNION ALL
+             SELECT $1, GREATEST((SELECT expires_at FROM ended), $5), 'refresh_reuse'
+             WHERE NOT EXISTS (SELECT 1 FROM rotated)),
+         listed AS ({})
+         SELECT EXISTS (SELECT 1 FROM rotated), l.* FROM (SELECT 1) AS one LEFT JOIN listed AS l ON true",
+        list_wanted("$7", "$6")
+    )
+});
+
+/// Whether the session rotated, then a [`ListedRow`].
+type RotatedRow = (bool, Option<Uuid>, Option<DateTime<Utc>>, Option<bool>, Option<bool>);
+
 pub(super) async fn rotate_refresh(
     pool: &PgPool,
     rotation: &Rotation,
 ) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
-    let mut listed = Vec::new();
-    let mut tx = pool.begin().await?;
-    // Compare-and-set: concurrent rotations queue on the row lock, and each
-    // re-checks refresh_jti after the winner commits, so only one matches.
-    let rotated = sqlx::query(
-        "UPDATE sessions SET refresh_jti = $3, expires_at = $4
-         WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1, $2))",
-    )
-    .bind(rotation.sid)
-    .bind(rotation.presented_jti)
-    .bind(rotation.next_jti)
-    .bind(rotation.next_expires_at)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-
-    let outcome = if rotated {
-        let used = Revocation {
-            jti: rotation.presented_jti,
-            expires_at: rotation.presented_expires_at,
-            user_id: Some(rotation.user_id),
-            reason: Reason::RefreshRotated,
-        };
-        upsert_revocation(&mut tx, &used, rotation.now, &mut listed).await?;
-        RotationOutcome::Rotated
-    } else {
-        revoke_session(
-            &mut tx,
-            rotation.sid,
-            Some(rotation.user_id),
-            rotation.presented_expires_at,
-            Reason::RefreshReuse,
-            rotation.now,
-            &mut listed,
-        )
+    let rows: Vec<RotatedRow> = sqlx::query_as(ROTATE.as_str())
+        .bind(rotation.sid)
+        .bind(rotation.presented_jti)
+        .bind(rotation.next_jti)
+        .bind(rotation.next_expires_at)
+        .bind(rotation.presented_expires_at)
+        .bind(rotation.now)
+        .bind(rotation.user_id)
+        .fetch_all(pool)
         .await?;
-        RotationOutcome::Reused
-    };
-    tx.commit().await?;
-    Ok((outcome, listed))
+    let rotated = rows.first().is_some_and(|row| row.0);
+    let listed = rows.into_iter().filter_map(|(_, a, b, c, d)| listed((a, b, c, d))).collect();
+    Ok((if rotated { RotationOutcome::Rotated } else { RotationOutcome::Reused }, listed))
 }
+
+/// Logout, in one statement: end the session (kept listed until its newest
+/// refresh token would expire, or `$4` if its row is gone) and list the token.
+static REVOKE_TOKEN_AND_SESSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH ended AS (
+             UPDATE sessions SET revoked_at = COALESCE(revoked_at, $5), refresh_jti = NULL
+             WHERE id = $3 RETURNING expires_at),
+         wanted (jti, expires_at, reason) AS (
+             VALUES ($1::uuid, $2::timestamptz, $7::text),
+                    ($3, GREATEST((SELECT expires_at FROM ended), $4), $7))
+         {}",
+        list_wanted("$6", "$5")
+    )
+});
 
 pub(super) async fn revoke_token_and_session(
     pool: &PgPool,
     token: &Revocation,
     sid: Uuid,
     session_fallback_expiry: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
-    let now = Utc::now();
-    let mut listed = Vec::new();
-    let mut tx = pool.begin().await?;
-    upsert_revocation(&mut tx, token, now, &mut listed).await?;
-    revoke_session(&mut tx, sid, token.user_id, session_fallback_expiry, token.reason, now, &mut listed)
+    let rows: Vec<ListedRow> = sqlx::query_as(REVOKE_TOKEN_AND_SESSION.as_str())
+        .bind(token.jti)
+        .bind(token.expires_at)
+        .bind(sid)
+        .bind(session_fallback_expiry)
+        .bind(now)
+        .bind(token.user_id)
+        .bind(token.reason.as_str())
+        .fetch_all(pool)
         .await?;
-    tx.commit().await?;
-    Ok(listed)
+    Ok(rows.into_iter().filter_map(listed).collect())
+}
+
+/// Logout-all, in one round trip: lock the user's row, then end every live
+/// session of the user and list them all. Two statements in one simple
+/// query, which Postgres runs as one transaction with a snapshot per
+/// statement: the lock waits for any login whose session insert (holding a
+/// key-share lock on the user row until it commits) is in flight, and only
+/// the statement after the wait sees that session. A login that comes after
+/// waits for this commit instead, and signs its tokens only once its own
+/// session row has committed. The simple protocol takes no parameters, so the
+/// values are inlined: a UUID and two timestamps, formatted here.
+fn revoke_user_sessions_sql(user_id: Uuid, now: DateTime<Utc>, cutoff: DateTime<Utc>) -> String {
+    let timestamp = |time: DateTime<Utc>| {
+        format!("'{}'::timestamptz", time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    };
+    let (user, now, cutoff) = (format!("'{user_id}'::uuid"), timestamp(now), timestamp(cutoff));
+    format!(
+        "SELECT 1 FROM users WHERE id = {user} FOR UPDATE;
+         WITH ended AS (
+             UPDATE sessions SET revoked_at = {now}, refresh_jti = NULL
+             WHERE user_id = {user} AND revoked_at IS NULL AND expires_at > {cutoff}
+             RETURNING id, expires_at),
+         wanted (jti, expires_at, reason) AS (SELECT id, expires_at, 'logout_all' FROM ended)
+         {}",
+        list_wanted(&user, &now)
+    )
 }
 
 pub(super) async fn revoke_user_sessions(
@@ -162,35 +223,16 @@ pub(super) async fn revoke_user_sessions(
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
 ) -> Result<(u64, Vec<Listed>), DbError> {
-    let mut listed = Vec::new();
-    let mut tx = pool.begin().await?;
-    // Waits for any login whose session insert (which holds a key-share lock
-    // on the user row until it commits) is in flight, so its session is seen
-    // below; a login that comes after waits for this commit instead, and
-    // signs its tokens only once its own session row has committed.
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE").bind(user_id).execute(&mut *tx).await?;
-    let sessions: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "UPDATE sessions SET revoked_at = $2, refresh_jti = NULL
-         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $3
-         RETURNING id, expires_at",
-    )
-    .bind(user_id)
-    .bind(now)
-    .bind(cutoff)
-    .fetch_all(&mut *tx)
-    .await?;
-
-    let mut live = 0;
-    for (sid, expires_at) in sessions {
-        let revocation =
-            Revocation { jti: sid, expires_at, user_id: Some(user_id), reason: Reason::LogoutAll };
-        // A session a DBA had already revoked by hand was not live.
-        if upsert_revocation(&mut tx, &revocation, now, &mut listed).await? && expires_at > now {
-            live += 1;
-        }
+    let rows = sqlx::raw_sql(&revoke_user_sessions_sql(user_id, now, cutoff)).fetch_all(pool).await?;
+    let mut listed_rows = Vec::with_capacity(rows.len());
+    // The lock's one-column row first, then the listed rows.
+    for row in rows.iter().filter(|row| row.len() == 4) {
+        listed_rows.push(ListedRow::from_row(row)?);
     }
-    tx.commit().await?;
-    Ok((live, listed))
+    // A session a DBA had already revoked by hand was not live.
+    let live =
+        listed_rows.iter().filter(|row| row.3 == Some(true) && row.1.is_some_and(|at| at > now)).count();
+    Ok((live as u64, listed_rows.into_iter().filter_map(listed).collect()))
 }
 
 pub(super) async fn is_revoked(pool: &PgPool, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
@@ -291,67 +333,4 @@ pub(super) async fn prune_events(conn: &mut PgConnection, batch_size: i64) -> Re
             return Ok(removed);
         }
     }
-}
-
-/// Marks the session revoked and lists its id on the blocklist until its
-/// newest refresh token would expire.
-async fn revoke_session(
-    conn: &mut PgConnection,
-    sid: Uuid,
-    user_id: Option<Uuid>,
-    fallback_expiry: DateTime<Utc>,
-    reason: Reason,
-    now: DateTime<Utc>,
-    listed: &mut Vec<Listed>,
-) -> Result<(), DbError> {
-    let expires_at: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2), refresh_jti = NULL
-         WHERE id = $1 RETURNING expires_at",
-    )
-    .bind(sid)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let revocation = Revocation {
-        jti: sid,
-        expires_at: expires_at.map_or(fallback_expiry, |e| e.max(fallback_expiry)),
-        user_id,
-        reason,
-    };
-    upsert_revocation(conn, &revocation, now, listed).await?;
-    Ok(())
-}
-
-/// Adds a blocklist row; if one exists, only ever extends its expiry.
-/// Returns whether the row is new.
-async fn upsert_revocation(
-    conn: &mut PgConnection,
-    revocation: &Revocation,
-    now: DateTime<Utc>,
-    listed: &mut Vec<Listed>,
-) -> Result<bool, DbError> {
-    listed.push((revocation.jti, revocation.expires_at, revocation.reason));
-    // The user may have been deleted meanwhile; the revocation must stand anyway.
-    let inserted = sqlx::query(
-        "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason)
-         VALUES ($1, $2, (SELECT id FROM users WHERE id = $3), $4, $5)
-         ON CONFLICT (jti) DO NOTHING",
-    )
-    .bind(revocation.jti)
-    .bind(revocation.expires_at)
-    .bind(revocation.user_id)
-    .bind(now)
-    .bind(revocation.reason.as_str())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        sqlx::query("UPDATE revoked_tokens SET expires_at = $2 WHERE jti = $1 AND expires_at < $2")
-            .bind(revocation.jti)
-            .bind(revocation.expires_at)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(inserted)
 }

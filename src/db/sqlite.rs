@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection};
 use uuid::Uuid;
 
@@ -68,14 +66,7 @@ pub(super) async fn connect(
                 .map_err(|e| DbError::Config(format!("cannot create {}: {e}", folder.display())))?;
         }
     }
-    let pool = SqlitePoolOptions::new()
-        .max_connections(config.max_connections as u32)
-        .min_connections(config.min_connections.unwrap_or(0))
-        .acquire_timeout(timeout)
-        .idle_timeout(config.idle_timeout.map(Duration::from_secs))
-        .connect_with(options)
-        .await?;
-    Ok(pool)
+    Ok(super::pool_options(config, timeout).connect_with(options).await?)
 }
 
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {
@@ -134,7 +125,6 @@ pub(super) async fn rotate_refresh(
     pool: &SqlitePool,
     rotation: &Rotation,
 ) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
-    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
     // Compare-and-set under SQLite's single writer lock: one rotation matches.
     let rotated = sqlx::query(
@@ -150,31 +140,16 @@ pub(super) async fn rotate_refresh(
     .await?
     .rows_affected()
         == 1;
-
-    let outcome = if rotated {
-        let used = Revocation {
-            jti: rotation.presented_jti,
-            expires_at: rotation.presented_expires_at,
-            user_id: Some(rotation.user_id),
-            reason: Reason::RefreshRotated,
-        };
-        upsert_revocation(&mut tx, &used, rotation.now, &mut listed).await?;
-        RotationOutcome::Rotated
+    let wanted = if rotated {
+        (rotation.presented_jti, rotation.presented_expires_at, Reason::RefreshRotated)
     } else {
-        revoke_session(
-            &mut tx,
-            rotation.sid,
-            Some(rotation.user_id),
-            rotation.presented_expires_at,
-            Reason::RefreshReuse,
-            rotation.now,
-            &mut listed,
-        )
-        .await?;
-        RotationOutcome::Reused
+        let ended = end_session(&mut tx, rotation.sid, rotation.now).await?;
+        (rotation.sid, later(ended, rotation.presented_expires_at), Reason::RefreshReuse)
     };
+    let listed = list_wanted(&mut tx, &[wanted], Some(rotation.user_id), rotation.now).await?;
     tx.commit().await?;
-    Ok((outcome, listed))
+    let outcome = if rotated { RotationOutcome::Rotated } else { RotationOutcome::Reused };
+    Ok((outcome, listed.into_iter().map(|(row, _)| row).collect()))
 }
 
 pub(super) async fn revoke_token_and_session(
@@ -182,15 +157,17 @@ pub(super) async fn revoke_token_and_session(
     token: &Revocation,
     sid: Uuid,
     session_fallback_expiry: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
-    let now = Utc::now();
-    let mut listed = Vec::new();
     let mut tx = pool.begin().await?;
-    upsert_revocation(&mut tx, token, now, &mut listed).await?;
-    revoke_session(&mut tx, sid, token.user_id, session_fallback_expiry, token.reason, now, &mut listed)
-        .await?;
+    let ended = end_session(&mut tx, sid, now).await?;
+    let wanted = [
+        (token.jti, token.expires_at, token.reason),
+        (sid, later(ended, session_fallback_expiry), token.reason),
+    ];
+    let listed = list_wanted(&mut tx, &wanted, token.user_id, now).await?;
     tx.commit().await?;
-    Ok(listed)
+    Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 
 pub(super) async fn revoke_user_sessions(
@@ -199,9 +176,10 @@ pub(super) async fn revoke_user_sessions(
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
 ) -> Result<(u64, Vec<Listed>), DbError> {
-    let mut listed = Vec::new();
+    // One writer at a time: a login's session insert commits before this
+    // UPDATE starts or waits until this transaction ends.
     let mut tx = pool.begin().await?;
-    let sessions: Vec<(String, String)> = sqlx::query_as(
+    let ended: Vec<(String, String)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = ?2, refresh_jti = NULL
          WHERE user_id = ?1 AND revoked_at IS NULL AND julianday(expires_at) > julianday(?3)
          RETURNING id, expires_at",
@@ -211,23 +189,74 @@ pub(super) async fn revoke_user_sessions(
     .bind(text(cutoff))
     .fetch_all(&mut *tx)
     .await?;
+    let mut wanted = Vec::with_capacity(ended.len());
+    for (sid, expires_at) in ended {
+        wanted.push((parse_uuid(&sid)?, parse_time(&expires_at)?, Reason::LogoutAll));
+    }
+    let listed = list_wanted(&mut tx, &wanted, Some(user_id), now).await?;
+    tx.commit().await?;
+    // A session a DBA had already revoked by hand was not live.
+    let live = listed.iter().filter(|((_, expires_at, _), new)| *new && *expires_at > now).count();
+    Ok((live as u64, listed.into_iter().map(|(row, _)| row).collect()))
+}
 
-    let mut live = 0;
-    for (sid, expires_at) in sessions {
-        let expires_at = parse_time(&expires_at)?;
-        let revocation = Revocation {
-            jti: parse_uuid(&sid)?,
-            expires_at,
-            user_id: Some(user_id),
-            reason: Reason::LogoutAll,
-        };
-        // A session a DBA had already revoked by hand was not live.
-        if upsert_revocation(&mut tx, &revocation, now, &mut listed).await? && expires_at > now {
-            live += 1;
+/// Marks the session revoked; returns when its newest refresh token expires
+/// (`None` if its row is gone).
+async fn end_session(
+    conn: &mut SqliteConnection,
+    sid: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    let expires_at: Option<String> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?2), refresh_jti = NULL
+         WHERE id = ?1 RETURNING expires_at",
+    )
+    .bind(sid.to_string())
+    .bind(text(now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    expires_at.as_deref().map(parse_time).transpose()
+}
+
+fn later(time: Option<DateTime<Utc>>, floor: DateTime<Utc>) -> DateTime<Utc> {
+    time.map_or(floor, |time| time.max(floor))
+}
+
+/// Rows per INSERT: five parameters each, far inside SQLite's limit.
+const LIST_CHUNK: usize = 500;
+
+/// Lists `wanted` (jti, expires_at, reason) for `user` at `now` in one
+/// statement per chunk, extending an existing row's expiry but never
+/// shortening it; returns the rows listed, each with whether it is new.
+async fn list_wanted(
+    conn: &mut SqliteConnection,
+    wanted: &[(Uuid, DateTime<Utc>, Reason)],
+    user: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Listed, bool)>, DbError> {
+    let mut listed = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(LIST_CHUNK) {
+        let rows = vec!["(?, ?, (SELECT id FROM users WHERE id = ?), ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason) VALUES {rows}
+             ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
+                 WHERE julianday(revoked_tokens.expires_at) < julianday(excluded.expires_at)
+             RETURNING jti, expires_at, reason <> 'refresh_rotated', revoked_at = ?"
+        );
+        let mut query = sqlx::query_as::<_, (String, String, bool, bool)>(&sql);
+        for (jti, expires_at, reason) in chunk {
+            query = query
+                .bind(jti.to_string())
+                .bind(text(*expires_at))
+                .bind(user.map(|id| id.to_string()))
+                .bind(text(now))
+                .bind(reason.as_str());
+        }
+        for (jti, expires_at, in_memory, new) in query.bind(text(now)).fetch_all(&mut *conn).await? {
+            listed.push(((parse_uuid(&jti)?, parse_time(&expires_at)?, in_memory), new));
         }
     }
-    tx.commit().await?;
-    Ok((live, listed))
+    Ok(listed)
 }
 
 pub(super) async fn is_revoked(pool: &SqlitePool, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
@@ -285,68 +314,4 @@ async fn delete_in_batches(
         }
         super::pace_after(batch_started).await;
     }
-}
-
-/// Marks the session revoked and lists its id on the blocklist until its
-/// newest refresh token would expire.
-async fn revoke_session(
-    conn: &mut SqliteConnection,
-    sid: Uuid,
-    user_id: Option<Uuid>,
-    fallback_expiry: DateTime<Utc>,
-    reason: Reason,
-    now: DateTime<Utc>,
-    listed: &mut Vec<Listed>,
-) -> Result<(), DbError> {
-    let expires_at: Option<String> = sqlx::query_scalar(
-        "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2), refresh_jti = NULL
-         WHERE id = ?1 RETURNING expires_at",
-    )
-    .bind(sid.to_string())
-    .bind(text(now))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let expires_at = match expires_at {
-        Some(value) => parse_time(&value)?.max(fallback_expiry),
-        None => fallback_expiry,
-    };
-    let revocation = Revocation { jti: sid, expires_at, user_id, reason };
-    upsert_revocation(conn, &revocation, now, listed).await?;
-    Ok(())
-}
-
-/// Adds a blocklist row; if one exists, only ever extends its expiry.
-/// Returns whether the row is new.
-async fn upsert_revocation(
-    conn: &mut SqliteConnection,
-    revocation: &Revocation,
-    now: DateTime<Utc>,
-    listed: &mut Vec<Listed>,
-) -> Result<bool, DbError> {
-    listed.push((revocation.jti, revocation.expires_at, revocation.reason));
-    let inserted = sqlx::query(
-        "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason)
-         VALUES (?1, ?2, (SELECT id FROM users WHERE id = ?3), ?4, ?5)
-         ON CONFLICT (jti) DO NOTHING",
-    )
-    .bind(revocation.jti.to_string())
-    .bind(text(revocation.expires_at))
-    .bind(revocation.user_id.map(|id| id.to_string()))
-    .bind(text(now))
-    .bind(revocation.reason.as_str())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        sqlx::query(
-            "UPDATE revoked_tokens SET expires_at = ?2
-             WHERE jti = ?1 AND julianday(expires_at) < julianday(?2)",
-        )
-        .bind(revocation.jti.to_string())
-        .bind(text(revocation.expires_at))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(inserted)
 }

@@ -12,5 +12,6 @@ mod outage;
 mod purge;
 mod refresh;
 mod revocation;
+mod roundtrips;
 mod tokens;
 mod trust;

@@ -19,9 +19,12 @@
 mod postgres;
 mod sqlite;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use rocket::futures::{Stream, TryStreamExt};
+use rocket::tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::cache::{RevocationCache, MAX_STALENESS};
@@ -58,6 +61,29 @@ pub(super) fn until_ms(time: DateTime<Utc>) -> i64 {
 /// What memory should hold for a row read with this expiry and reason.
 fn wanted(expires_at: DateTime<Utc>, reason: &str) -> Option<i64> {
     (reason != REFRESH_ROTATED).then(|| until_ms(expires_at))
+}
+
+/// Loads `rows` (jti, expires_at, reason) into `cache`, a batch per lock
+/// hold; returns how many memory keeps.
+async fn load_rows(
+    cache: &RevocationCache,
+    rows: impl Stream<Item = Result<(Uuid, DateTime<Utc>, String), DbError>>,
+) -> Result<usize, DbError> {
+    let mut rows = std::pin::pin!(rows);
+    let mut batch = Vec::with_capacity(10_000);
+    let mut loaded = 0;
+    while let Some((jti, expires_at, reason)) = rows.try_next().await? {
+        if let Some(until) = wanted(expires_at, &reason) {
+            batch.push((jti, until));
+        }
+        if batch.len() == batch.capacity() {
+            loaded += batch.len();
+            cache.load(batch.drain(..));
+        }
+    }
+    loaded += batch.len();
+    cache.load(batch);
+    Ok(loaded)
 }
 
 /// One backend's view of the event log.
@@ -113,6 +139,14 @@ impl Store {
                 cache.evict_expired(until_ms(Utc::now() - leeway));
             }
         }));
+        let _waker = match &self.backend {
+            Backend::Postgres(pool) => {
+                let own = postgres::side_pool(pool, "jwt-blocklist-waker", 1);
+                Some(AbortOnDrop(rocket::tokio::spawn(wake_followers(own, self.wake.clone(), self.timeout))))
+            }
+            // SQLite followers see every commit through `PRAGMA data_version`.
+            Backend::Sqlite(_) => None,
+        };
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
@@ -179,6 +213,21 @@ impl Store {
                 _ => {}
             }
             source.wait().await;
+        }
+    }
+}
+
+/// Sends one wake-up to every instance's follower after this instance's own
+/// revocations commit, however many came while the last one was on its way
+/// (`Notify` keeps one permit): outside the write transactions, so they
+/// never queue on the lock a notifying commit takes. A lost wake-up costs
+/// at most one heartbeat; the followers read the log, not the notification.
+async fn wake_followers(pool: sqlx::PgPool, wake: Arc<Notify>, timeout: Duration) {
+    loop {
+        wake.notified().await;
+        let sent = rocket::tokio::time::timeout(timeout, postgres::wake_followers(&pool)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            log::debug!("could not wake the followers; they poll within {HEARTBEAT:?} anyway");
         }
     }
 }

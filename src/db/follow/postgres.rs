@@ -1,7 +1,8 @@
 //! The Postgres side of the follower. The triggers of migration 3 append the
 //! id of every changed `revoked_tokens` row to `revocation_events`, stamped
-//! with the writing transaction's id, and send an empty `NOTIFY` on channel
-//! `revoked_tokens` as a wake-up.
+//! with the writing transaction's id. Wake-ups are empty `NOTIFY`s on channel
+//! `revoked_tokens`: from the trigger for other writers (a DBA), and from
+//! [`wake_followers`] after the service's own commits (migration 4).
 //!
 //! Transaction ids are not committed in order, so the cursor is a snapshot,
 //! as in PgQ: a poll reads the events whose transaction is visible in the
@@ -22,7 +23,7 @@ use rocket::tokio::sync::Notify;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
-use super::{wanted, AbortOnDrop, Change};
+use super::{load_rows, wanted, AbortOnDrop, Change};
 use crate::db::cache::RevocationCache;
 use crate::db::DbError;
 
@@ -53,13 +54,7 @@ pub(super) struct Source {
 
 impl Source {
     pub(super) async fn open(requests: &PgPool) -> Result<Source, DbError> {
-        let options = (*requests.connect_options()).clone().application_name("jwt-blocklist-listener");
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(requests.options().get_acquire_timeout())
-            .connect_lazy_with(options);
+        let pool = side_pool(requests, "jwt-blocklist-listener", 2);
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let wake = Arc::new(Notify::new());
@@ -85,25 +80,13 @@ impl Source {
         // The snapshot first: whatever commits after it, the first poll reads.
         self.snapshot =
             sqlx::query_scalar("SELECT pg_current_snapshot()::text").fetch_one(&self.pool).await?;
-        let mut rows = sqlx::query_as::<_, (Uuid, DateTime<Utc>, String)>(
+        let rows = sqlx::query_as::<_, (Uuid, DateTime<Utc>, String)>(
             "SELECT jti, expires_at, reason FROM revoked_tokens WHERE expires_at >= $1",
         )
         .bind(cutoff)
-        .fetch(&self.pool);
-        let mut batch = Vec::with_capacity(10_000);
-        let mut loaded = 0;
-        while let Some((jti, expires_at, reason)) = rows.try_next().await? {
-            if let Some(until) = wanted(expires_at, &reason) {
-                batch.push((jti, until));
-            }
-            if batch.len() == batch.capacity() {
-                loaded += batch.len();
-                cache.load(batch.drain(..));
-            }
-        }
-        loaded += batch.len();
-        cache.load(batch);
-        Ok(loaded)
+        .fetch(&self.pool)
+        .map_err(DbError::from);
+        load_rows(cache, rows).await
     }
 
     pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
@@ -125,6 +108,24 @@ impl Source {
     pub(super) async fn wait(&self, heartbeat: Duration) {
         let _ = rocket::tokio::time::timeout(heartbeat, self.wake.notified()).await;
     }
+}
+
+/// A pool of `size` connections apart from the request pool, named `name`
+/// (`application_name`) so operators and tests can tell them apart.
+pub(super) fn side_pool(requests: &PgPool, name: &str, size: u32) -> PgPool {
+    let options = (*requests.connect_options()).clone().application_name(name);
+    PgPoolOptions::new()
+        .max_connections(size)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(requests.options().get_acquire_timeout())
+        .connect_lazy_with(options)
+}
+
+/// One empty notification on the followers' channel.
+pub(super) async fn wake_followers(pool: &PgPool) -> Result<(), DbError> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(pool).await?;
+    Ok(())
 }
 
 impl Drop for Source {

@@ -12,11 +12,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rocket::futures::future::ready;
 use rocket::futures::TryStreamExt;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{ConnectOptions, SqliteConnection};
 
-use super::{wanted, Change};
+use super::{load_rows, wanted, Change};
 use crate::db::cache::RevocationCache;
 use crate::db::sqlite::{parse_time, parse_uuid, text};
 use crate::db::DbError;
@@ -61,26 +62,17 @@ impl Source {
         )
         .fetch_one(&mut self.conn)
         .await?;
-        let mut rows = sqlx::query_as::<_, (String, String, String)>(
+        let rows = sqlx::query_as::<_, (String, String, String)>(
             "SELECT jti, expires_at, reason FROM revoked_tokens
              WHERE julianday(expires_at) >= julianday(?1)",
         )
         .bind(text(cutoff))
-        .fetch(&mut self.conn);
-        let mut batch = Vec::with_capacity(10_000);
-        let mut loaded = 0;
-        while let Some((jti, expires_at, reason)) = rows.try_next().await? {
-            if let Some(until) = wanted(parse_time(&expires_at)?, &reason) {
-                batch.push((parse_uuid(&jti)?, until));
-            }
-            if batch.len() == batch.capacity() {
-                loaded += batch.len();
-                cache.load(batch.drain(..));
-            }
-        }
-        loaded += batch.len();
-        cache.load(batch);
-        Ok(loaded)
+        .fetch(&mut self.conn)
+        .map_err(DbError::from)
+        .and_then(|(jti, expires_at, reason)| {
+            ready(parse_uuid(&jti).and_then(|jti| Ok((jti, parse_time(&expires_at)?, reason))))
+        });
+        load_rows(cache, rows).await
     }
 
     pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
