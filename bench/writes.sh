@@ -6,7 +6,9 @@
 say ""
 say "## writes, pinned: the service and Postgres on core 0, wrk and pgbench on core 1"
 pin_postgres 0
-PIN=0 start pinned with-check 18104
+# 32 request connections: commits share a WAL flush only when they run at once
+# (pgbench gets 64 clients).
+PIN=0 start pinned with-check 18104 ROCKET_DATABASES='{main={max_connections=32}}'
 P=$PID
 wait_live 18104
 WRK_PIN=1

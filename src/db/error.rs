@@ -59,11 +59,13 @@ impl From<sqlx::Error> for DbError {
 
 /// Database error codes that mean "not reachable right now" rather than "this
 /// statement is wrong": Postgres connection exceptions (class 08), shutdown and
-/// start-up (57P01-57P03), too many connections (53300); SQLite BUSY, LOCKED,
-/// IOERR and CANTOPEN with all their extended codes.
+/// start-up (57P01-57P03), too many connections (53300), a database that is
+/// not accepting connections (55000, what `ALLOW_CONNECTIONS false` answers a
+/// new connection); SQLite BUSY, LOCKED, IOERR and CANTOPEN with all their
+/// extended codes.
 fn is_unavailable_code(code: Option<&str>) -> bool {
     let Some(code) = code else { return false };
-    if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") {
+    if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55000") {
         return true;
     }
     code.parse::<i32>().is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 14))

@@ -68,7 +68,10 @@ async fn expired_entries_leave_memory(backend: Backend) {
 /// the database), and once the listener is back it reloads before trusting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_while_the_listener_is_down_is_rejected_and_the_cache_reloads() {
-    let app = TestApp::spawn(Backend::Postgres).await;
+    // Connections kept open: the request pool must not need a new one while
+    // the database refuses them (sqlx holds a released connection for a ping).
+    let app =
+        TestApp::spawn_with(Backend::Postgres, |f| f.merge(("databases.main.min_connections", 4))).await;
     let revoked_meanwhile = app.signup("alice").await;
     let live = app.login_ok("alice").await;
     wait_until_trusted(&app).await;
