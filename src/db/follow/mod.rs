@@ -79,6 +79,9 @@ async fn load_rows(
         if batch.len() == batch.capacity() {
             loaded += batch.len();
             cache.load(batch.drain(..));
+            // A fast stream never returns Pending: let requests run between
+            // batches (without this, /health waited for a 1M-row load).
+            rocket::tokio::task::yield_now().await;
         }
     }
     loaded += batch.len();
