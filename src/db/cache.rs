@@ -112,14 +112,17 @@ impl RevocationCache {
             let inner = self.inner.read().ok()?;
             inner.until.contains_key(&jti) || inner.until.contains_key(&sid)
         };
-        // A distrust that raced with the lookup wins: ask the database.
-        self.answering().then_some(revoked)
+        // A distrust or overflow that raced with the lookup wins: ask the
+        // database. (The clock was read once, before the lookup.)
+        self.flags_allow().then_some(revoked)
     }
 
     fn answering(&self) -> bool {
-        self.trusted.load(Ordering::Acquire)
-            && !self.overflowed.load(Ordering::Acquire)
-            && self.staleness() <= MAX_STALENESS
+        self.flags_allow() && self.staleness() <= MAX_STALENESS
+    }
+
+    fn flags_allow(&self) -> bool {
+        self.trusted.load(Ordering::Acquire) && !self.overflowed.load(Ordering::Acquire)
     }
 
     fn staleness(&self) -> Duration {
