@@ -193,14 +193,17 @@ impl Store {
     }
 
     /// This instance's own revocations are in force here before it answers,
-    /// and the other instances are woken to read them.
+    /// and the other instances are woken to read them. A used-up refresh
+    /// token alone (every refresh) wakes nobody: no memory keeps it.
     fn remember(&self, listed: &[Listed]) {
-        for (id, until, in_memory) in listed {
-            if *in_memory {
-                self.cache.insert(*id, follow::until_ms(*until));
+        let mut kept = false;
+        for (id, expires_at, reason) in listed {
+            if let Some(until) = follow::wanted(*expires_at, reason) {
+                self.cache.insert(*id, until);
+                kept = true;
             }
         }
-        if !listed.is_empty() {
+        if kept {
             self.wake.notify_one();
         }
     }

@@ -91,6 +91,6 @@ impl std::fmt::Display for PurgeCounts {
     }
 }
 
-/// A row a write put on the blocklist: its id, until when, and whether the
-/// access check needs it in memory (not for a used-up refresh token).
-pub(super) type Listed = (Uuid, DateTime<Utc>, bool);
+/// A row a write put on the blocklist: its id, until when, and its reason
+/// (which decides whether memory keeps it: see `follow::wanted`).
+pub(super) type Listed = (Uuid, DateTime<Utc>, String);

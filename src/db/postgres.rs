@@ -89,23 +89,23 @@ pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Resul
 /// The tail every revoking statement shares: list the `wanted` rows (jti,
 /// expires_at, reason) for user `user` at `now` (the statement's parameter
 /// names), extending an existing row's expiry but never shortening it; return
-/// the rows listed, whether memory needs each, and whether each is new.
+/// the rows listed, their reasons, and whether each is new.
 fn list_wanted(user: &str, now: &str) -> String {
     format!(
         "INSERT INTO revoked_tokens AS r (jti, expires_at, user_id, revoked_at, reason)
          SELECT w.jti, w.expires_at, (SELECT id FROM users WHERE id = {user}), {now}, w.reason FROM wanted w
          ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
              WHERE r.expires_at < EXCLUDED.expires_at
-         RETURNING r.jti, r.expires_at, r.reason <> 'refresh_rotated' AS in_memory, r.revoked_at = {now} AS new"
+         RETURNING r.jti, r.expires_at, r.reason, r.revoked_at = {now} AS new"
     )
 }
 
 /// A listed row as the statements return it (see [`list_wanted`]); the
 /// columns are NULL when a statement listed nothing.
-type ListedRow = (Option<Uuid>, Option<DateTime<Utc>>, Option<bool>, Option<bool>);
+type ListedRow = (Option<Uuid>, Option<DateTime<Utc>>, Option<String>, Option<bool>);
 
-fn listed((jti, expires_at, in_memory, _): ListedRow) -> Option<Listed> {
-    Some((jti?, expires_at?, in_memory?))
+fn listed((jti, expires_at, reason, _): ListedRow) -> Option<Listed> {
+    Some((jti?, expires_at?, reason?))
 }
 
 /// Refresh, in one statement: swap the session's refresh token if the
@@ -135,7 +135,7 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Whether the session rotated, then a [`ListedRow`].
-type RotatedRow = (bool, Option<Uuid>, Option<DateTime<Utc>>, Option<bool>, Option<bool>);
+type RotatedRow = (bool, Option<Uuid>, Option<DateTime<Utc>>, Option<String>, Option<bool>);
 
 pub(super) async fn rotate_refresh(
     pool: &PgPool,

@@ -241,9 +241,9 @@ async fn list_wanted(
             "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason) VALUES {rows}
              ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
                  WHERE julianday(revoked_tokens.expires_at) < julianday(excluded.expires_at)
-             RETURNING jti, expires_at, reason <> 'refresh_rotated', revoked_at = ?"
+             RETURNING jti, expires_at, reason, revoked_at = ?"
         );
-        let mut query = sqlx::query_as::<_, (String, String, bool, bool)>(&sql);
+        let mut query = sqlx::query_as::<_, (String, String, String, bool)>(&sql);
         for (jti, expires_at, reason) in chunk {
             query = query
                 .bind(jti.to_string())
@@ -252,8 +252,8 @@ async fn list_wanted(
                 .bind(text(now))
                 .bind(reason.as_str());
         }
-        for (jti, expires_at, in_memory, new) in query.bind(text(now)).fetch_all(&mut *conn).await? {
-            listed.push(((parse_uuid(&jti)?, parse_time(&expires_at)?, in_memory), new));
+        for (jti, expires_at, reason, new) in query.bind(text(now)).fetch_all(&mut *conn).await? {
+            listed.push(((parse_uuid(&jti)?, parse_time(&expires_at)?, reason), new));
         }
     }
     Ok(listed)

@@ -58,8 +58,10 @@ pub(super) fn until_ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros().div_euclid(1000) + i64::from(!time.timestamp_subsec_micros().is_multiple_of(1000))
 }
 
-/// What memory should hold for a row read with this expiry and reason.
-fn wanted(expires_at: DateTime<Utc>, reason: &str) -> Option<i64> {
+/// What memory should hold for a row with this expiry and reason: the one
+/// place (with the triggers' WHEN clauses) that says used-up refresh tokens
+/// stay out of memory.
+pub(super) fn wanted(expires_at: DateTime<Utc>, reason: &str) -> Option<i64> {
     (reason != REFRESH_ROTATED).then(|| until_ms(expires_at))
 }
 
