@@ -2,7 +2,7 @@
 //! id of every changed `revoked_tokens` row to `revocation_events`, stamped
 //! with the writing transaction's id. Wake-ups are empty `NOTIFY`s on channel
 //! `revoked_tokens`: from the trigger for other writers (a DBA), and from
-//! [`wake_followers`] after the service's own commits (migration 4).
+//! [`wake_followers`] after the service's own commits (migration 3).
 //!
 //! Transaction ids are not committed in order, so the cursor is a snapshot,
 //! as in PgQ: a poll reads the events whose transaction is visible in the
