@@ -2,21 +2,12 @@
 -- argument (default /auth/logout) with the next unused token from the file
 -- given as the first (a distinct revocation per request); the second is the
 -- number of wrk threads, which split the file between them.
-local count = 0
-function setup(thread)
-  thread:set("id", count)
-  count = count + 1
-end
+local tokenfile = require "bench.tokenfile"
+setup = tokenfile.setup
 
 function init(args)
-  local path, threads = args[1], tonumber(args[2])
   target = args[3] or "/auth/logout"
-  tokens, next_index = {}, 0
-  local i = 0
-  for line in io.lines(path) do
-    if i % threads == id then tokens[#tokens + 1] = line end
-    i = i + 1
-  end
+  tokens, next_index = tokenfile.share(args[1], tonumber(args[2])), 0
 end
 
 function request()

@@ -2,20 +2,11 @@
 -- refresh tokens (the file given as the first script argument, split between
 -- the threads); a request takes one, its answer gives back the rotated one.
 -- With at least as many sessions as connections the pool never runs dry.
-local count = 0
-function setup(thread)
-  thread:set("id", count)
-  count = count + 1
-end
+local tokenfile = require "bench.tokenfile"
+setup = tokenfile.setup
 
 function init(args)
-  local path, threads = args[1], tonumber(args[2])
-  pool = {}
-  local i = 0
-  for line in io.lines(path) do
-    if i % threads == id then pool[#pool + 1] = line end
-    i = i + 1
-  end
+  pool = tokenfile.share(args[1], tonumber(args[2]))
 end
 
 function request()
