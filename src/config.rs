@@ -27,6 +27,10 @@ const MAX_TTL: u64 = 10 * 365 * 86_400;
 const MAX_LEEWAY: u64 = 86_400;
 /// A purge timer longer than a year is a typo.
 const MAX_PURGE_INTERVAL: u64 = 365 * 86_400;
+/// A throttling window longer than a day locks people out, not guessers.
+const MAX_FAILURE_WINDOW: u64 = 86_400;
+/// More places in the hashing queue than this only hides an overload.
+const MAX_HASH_QUEUE: u64 = 65_536;
 
 /// Application settings read from `Rocket.toml` and `ROCKET_*` variables.
 #[derive(Deserialize, Clone)]
@@ -52,6 +56,16 @@ pub struct AppConfig {
     /// check asks the database (and says so in the log).
     #[serde(default = "defaults::revocation_cache_capacity")]
     pub revocation_cache_capacity: usize,
+    /// Failed logins allowed per (client address, username) per window; 0
+    /// turns throttling off.
+    #[serde(default = "defaults::login_max_failures")]
+    pub login_max_failures: u32,
+    #[serde(default = "defaults::login_failure_window")]
+    pub login_failure_window: u64,
+    /// Logins, registrations and password changes that may wait for
+    /// password hashing at once; beyond it, 503 at once.
+    #[serde(default = "defaults::hash_queue")]
+    pub hash_queue: usize,
 }
 
 mod defaults {
@@ -75,6 +89,15 @@ mod defaults {
     pub fn revocation_cache_capacity() -> usize {
         crate::db::DEFAULT_CACHE_CAPACITY
     }
+    pub fn login_max_failures() -> u32 {
+        5
+    }
+    pub fn login_failure_window() -> u64 {
+        300
+    }
+    pub fn hash_queue() -> usize {
+        64
+    }
 }
 
 /// Why the service refuses to start.
@@ -82,8 +105,8 @@ mod defaults {
 pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Invalid(#[from] Box<rocket::figment::Error>),
-    #[error("{key} = {value} is out of range: it must be {min} to {max} seconds")]
-    OutOfRange { key: &'static str, value: u64, min: u64, max: u64 },
+    #[error("{key} = {value} is out of range: it must be {min} to {max}{unit}")]
+    OutOfRange { key: &'static str, value: u64, min: u64, max: u64, unit: &'static str },
     #[error("issuer must not be empty")]
     EmptyIssuer,
     #[error(
@@ -95,11 +118,21 @@ pub enum ConfigError {
     Io { action: &'static str, path: PathBuf, source: io::Error },
 }
 
+/// A duration in seconds within `min..=max`.
 fn in_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    within(key, value, min, max, " seconds")
+}
+
+/// A count within `min..=max`.
+fn count_in_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    within(key, value, min, max, "")
+}
+
+fn within(key: &'static str, value: u64, min: u64, max: u64, unit: &'static str) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(ConfigError::OutOfRange { key, value, min, max })
+        Err(ConfigError::OutOfRange { key, value, min, max, unit })
     }
 }
 
@@ -111,6 +144,8 @@ impl AppConfig {
         in_range("refresh_token_ttl", config.refresh_token_ttl, 1, MAX_TTL)?;
         in_range("leeway", config.leeway, 0, MAX_LEEWAY)?;
         in_range("purge_interval", config.purge_interval, 0, MAX_PURGE_INTERVAL)?;
+        in_range("login_failure_window", config.login_failure_window, 1, MAX_FAILURE_WINDOW)?;
+        count_in_range("hash_queue", config.hash_queue as u64, 1, MAX_HASH_QUEUE)?;
         if config.issuer.is_empty() {
             return Err(ConfigError::EmptyIssuer);
         }
@@ -205,6 +240,9 @@ impl fmt::Debug for AppConfig {
             .field("issuer", &self.issuer)
             .field("data_dir", &self.data_dir)
             .field("revocation_cache_capacity", &self.revocation_cache_capacity)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_failure_window", &self.login_failure_window)
+            .field("hash_queue", &self.hash_queue)
             .finish()
     }
 }

@@ -34,6 +34,8 @@ pub enum ApiError {
     TokenRevoked,
     #[error("Invalid username or password")]
     InvalidCredentials,
+    #[error("The current password is wrong")]
+    WrongPassword,
     #[error("No such resource")]
     NotFound,
     #[error("Username is already taken")]
@@ -42,8 +44,14 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     InvalidInput(String),
+    /// Carries the seconds until the client may try again (`Retry-After`).
+    #[error("Too many failed logins; try again later")]
+    TooManyRequests(u64),
     #[error("The database cannot be reached; try again shortly")]
     ServiceUnavailable,
+    /// The password hashing queue is full (load shedding).
+    #[error("The server is busy; try again shortly")]
+    Busy,
     #[error("Internal server error")]
     Internal,
 }
@@ -61,11 +69,13 @@ impl ApiError {
             | ApiError::TokenExpired
             | ApiError::TokenRevoked
             | ApiError::InvalidCredentials => Status::Unauthorized,
+            ApiError::WrongPassword => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::UsernameTaken => Status::Conflict,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
             ApiError::InvalidInput(_) => Status::UnprocessableEntity,
-            ApiError::ServiceUnavailable => Status::ServiceUnavailable,
+            ApiError::TooManyRequests(_) => Status::TooManyRequests,
+            ApiError::ServiceUnavailable | ApiError::Busy => Status::ServiceUnavailable,
             ApiError::Internal => Status::InternalServerError,
         }
     }
@@ -77,12 +87,13 @@ impl ApiError {
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::TokenExpired => "token_expired",
             ApiError::TokenRevoked => "token_revoked",
-            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::InvalidCredentials | ApiError::WrongPassword => "invalid_credentials",
             ApiError::NotFound => "not_found",
             ApiError::UsernameTaken => "username_taken",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::InvalidInput(_) => "invalid_input",
-            ApiError::ServiceUnavailable => "service_unavailable",
+            ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::ServiceUnavailable | ApiError::Busy => "service_unavailable",
             ApiError::Internal => "internal_error",
         }
     }
@@ -98,6 +109,15 @@ impl ApiError {
                     "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
                 ))
             }
+            _ => None,
+        }
+    }
+
+    /// Seconds for the `Retry-After` header, where the error has one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests(seconds) => Some(*seconds),
+            ApiError::Busy => Some(1),
             _ => None,
         }
     }
@@ -147,6 +167,9 @@ impl<'r> Responder<'r, 'static> for ApiError {
             Response::build_from(Json(body).respond_to(request)?).status(self.status()).finalize();
         if let Some(challenge) = self.www_authenticate() {
             response.set_header(Header::new("WWW-Authenticate", challenge));
+        }
+        if let Some(seconds) = self.retry_after() {
+            response.set_header(Header::new("Retry-After", seconds.to_string()));
         }
         Ok(response)
     }

@@ -15,13 +15,22 @@ pub mod routes;
 
 use std::path::PathBuf;
 
-use rocket::figment::Figment;
+use rocket::figment::providers::{Env, Format, Toml};
+use rocket::figment::{Figment, Profile};
 use rocket::{Build, Rocket};
 
 /// Rocket's figment (`Rocket.toml`, `ROCKET_*`) plus this service's defaults,
 /// with `DATABASE_URL` winning over every other source of the database URL.
+/// Unlike Rocket, `ip_header` is off unless configured: the client address
+/// (which login throttling counts by) is the TCP peer, so a client cannot
+/// choose its own by sending `X-Real-IP`.
 pub fn figment() -> Figment {
-    with_defaults(rocket::Config::figment(), std::env::var("DATABASE_URL").ok())
+    let base = Figment::from(rocket::Config::default())
+        .merge((rocket::Config::IP_HEADER, false))
+        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .select(Profile::from_env_or("ROCKET_PROFILE", rocket::Config::DEFAULT_PROFILE));
+    with_defaults(base, std::env::var("DATABASE_URL").ok())
 }
 
 /// Adds this service's defaults under `base` (the SQLite file in the data
@@ -41,9 +50,10 @@ pub fn with_defaults(base: Figment, database_url: Option<String>) -> Figment {
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(auth::stage())
+        .attach(auth::throttle_sweeper())
         .attach(db::stage())
         .attach(purge::stage())
-        .mount("/auth", routes::auth::routes())
+        .mount("/auth", routes::auth_routes())
         .mount("/", routes::routes())
         .register("/", error::catchers())
 }

@@ -131,17 +131,24 @@ impl Jwt {
     /// Verifies signature (first), algorithm, `iss`, `exp`/`nbf` with leeway,
     /// the required claims and the token type. Says nothing about revocation.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, ApiError> {
-        let data = jsonwebtoken::decode::<WireClaims>(token, &self.decoding, &self.validation)
-            .map_err(|e| describe(e.kind()))?;
-        let wire = data.claims;
-        self.check_times(&wire, Utc::now())?;
-        if wire.token_type != expected {
+        let claims = self.verify_any(token)?;
+        if claims.token_type != expected {
             return Err(ApiError::invalid_token(match expected {
                 TokenType::Access => "An access token is required",
                 TokenType::Refresh => "A refresh token is required",
             }));
         }
-        if expected == TokenType::Access && wire.username.is_none() {
+        Ok(claims)
+    }
+
+    /// [`verify`](Self::verify) for a token of either type (RFC 7009
+    /// revocation takes both).
+    pub fn verify_any(&self, token: &str) -> Result<Claims, ApiError> {
+        let data = jsonwebtoken::decode::<WireClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| describe(e.kind()))?;
+        let wire = data.claims;
+        self.check_times(&wire, Utc::now())?;
+        if wire.token_type == TokenType::Access && wire.username.is_none() {
             return Err(ApiError::invalid_token("Token is missing the username claim"));
         }
         Ok(Claims {

@@ -1,21 +1,28 @@
 //! Authentication: token encoding and decoding (`jwt`), password hashing
-//! (`password`) and the request guards built on them (`guard`). The stage
-//! validates the configuration and builds the keys once, at ignite.
+//! and its queue (`password`), login throttling (`throttle`) and the request
+//! guards built on them (`guard`). The stage validates the configuration and
+//! builds the keys once, at ignite.
 
 pub mod guard;
 pub mod jwt;
 pub mod password;
+pub mod throttle;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 
 use crate::config::AppConfig;
 use jwt::Jwt;
 use password::Passwords;
+use throttle::Throttle;
 
 /// Managed state shared by the guards and the auth routes.
 pub struct Auth {
     pub jwt: Jwt,
     pub passwords: Passwords,
+    pub throttle: Arc<Throttle>,
     pub config: AppConfig,
 }
 
@@ -26,9 +33,12 @@ pub fn stage() -> AdHoc {
         let prepared = async {
             let config = AppConfig::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
             let secret = config.resolve_secret().map_err(|e| e.to_string())?;
-            let passwords =
-                Passwords::new().await.map_err(|_| "cannot initialise password hashing".to_owned())?;
-            Ok::<_, String>(Auth { jwt: Jwt::new(&secret, &config), passwords, config })
+            let passwords = Passwords::new(config.hash_queue)
+                .await
+                .map_err(|_| "cannot initialise password hashing".to_owned())?;
+            let window = Duration::from_secs(config.login_failure_window);
+            let throttle = Arc::new(Throttle::new(config.login_max_failures, window));
+            Ok::<_, String>(Auth { jwt: Jwt::new(&secret, &config), passwords, throttle, config })
         };
         match prepared.await {
             Ok(auth) => Ok(rocket.manage(auth.config.clone()).manage(auth)),
@@ -37,5 +47,25 @@ pub fn stage() -> AdHoc {
                 Err(rocket)
             }
         }
+    })
+}
+
+/// Drops the login throttle's passed windows on a timer, until shutdown.
+pub fn throttle_sweeper() -> AdHoc {
+    AdHoc::on_liftoff("Login throttle sweeper", |rocket| {
+        Box::pin(async move {
+            let Some(auth) = rocket.state::<Auth>() else { return };
+            let throttle = auth.throttle.clone();
+            let mut shutdown = rocket.shutdown();
+            rocket::tokio::spawn(async move {
+                let mut ticker = rocket::tokio::time::interval(throttle.sweep_period());
+                loop {
+                    rocket::tokio::select! {
+                        _ = ticker.tick() => { throttle.sweep(); }
+                        _ = &mut shutdown => break,
+                    }
+                }
+            });
+        })
     })
 }

@@ -17,7 +17,10 @@
 
 pub use cache::{CacheStatus, DEFAULT_CAPACITY as DEFAULT_CACHE_CAPACITY, MAX_STALENESS};
 pub use error::DbError;
-pub use model::{NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
+pub use model::{
+    Device, NewSession, Presented, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, SessionInfo,
+    SessionSweep, User, USER_AGENT_MAX_CHARS,
+};
 pub use stage::{stage, Db};
 
 mod cache;
@@ -169,18 +172,38 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every session of the user not yet expired at `cutoff`,
-    /// including one whose login is committing concurrently; returns how
-    /// many of them were live (not yet revoked nor expired at `now`).
-    pub async fn revoke_user_sessions(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-        cutoff: DateTime<Utc>,
-    ) -> Result<u64, DbError> {
-        let (live, listed) = dispatch!(self.revoke_user_sessions(user_id, now, cutoff)).await?;
+    /// Ends every session of the user not yet expired at `sweep.cutoff` but
+    /// `sweep.keep`, including one whose login is committing concurrently, and
+    /// changes the password if the sweep says so, in one transaction; returns
+    /// how many of them were live (not yet revoked nor expired at `now`).
+    pub async fn sweep_sessions(&self, sweep: &SessionSweep) -> Result<u64, DbError> {
+        let (live, listed) = dispatch!(self.sweep_sessions(sweep)).await?;
         self.remember(&listed);
         Ok(live)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, DbError> {
+        dispatch!(self.sessions_of(user_id, Utc::now())).await
+    }
+
+    /// Ends one live session of the user's; false if there is none such (an
+    /// unknown id, another user's session, or one already revoked or expired).
+    pub async fn revoke_session(&self, user_id: Uuid, sid: Uuid) -> Result<bool, DbError> {
+        let now = Utc::now();
+        let listed = dispatch!(self.end_session(sid, user_id, None, Reason::SessionRevoked, now)).await?;
+        self.remember(&listed);
+        Ok(!listed.is_empty())
+    }
+
+    /// RFC 7009: revokes a presented access token's `jti`, or a presented
+    /// refresh token's session if it is the session's current one; a token
+    /// already revoked changes nothing. Returns whether anything was revoked.
+    pub async fn revoke_presented(&self, presented: &Presented) -> Result<bool, DbError> {
+        let now = Utc::now();
+        let listed = dispatch!(self.revoke_presented(presented, now)).await?;
+        self.remember(&listed);
+        Ok(!listed.is_empty())
     }
 
     /// Whether the token's `jti` or its session `sid` is on the blocklist:

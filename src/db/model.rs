@@ -20,6 +20,53 @@ pub struct NewSession {
     pub user_id: Uuid,
     pub refresh_jti: Uuid,
     pub expires_at: DateTime<Utc>,
+    /// The device it started on, as the login request told it.
+    pub device: Device,
+}
+
+/// What a login request says about where it comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    /// The `User-Agent` header, at most [`USER_AGENT_MAX_CHARS`] characters.
+    pub user_agent: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// The longest user agent a session keeps (the column's CHECK says the same).
+pub const USER_AGENT_MAX_CHARS: usize = 256;
+
+/// A live session, as `GET /auth/sessions` lists it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub device: Device,
+}
+
+/// Ends every live session of a user at once, but `keep` (logout-all,
+/// logout with `scope=others`, password change); with `new_password_hash`,
+/// the password changes in the same transaction.
+#[derive(Debug, Clone)]
+pub struct SessionSweep {
+    pub user_id: Uuid,
+    pub keep: Option<Uuid>,
+    pub reason: Reason,
+    pub new_password_hash: Option<String>,
+    pub now: DateTime<Utc>,
+    /// Sessions that expired before this (now minus leeway) are left alone.
+    pub cutoff: DateTime<Utc>,
+}
+
+/// A token presented for revocation (`POST /auth/revoke`, RFC 7009), its
+/// signature and claims already verified.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented {
+    /// Revokes the token's `jti`, unless it or its session is already revoked.
+    Access { jti: Uuid, sid: Uuid, user_id: Uuid, expires_at: DateTime<Utc> },
+    /// Ends the session, if this is its current refresh token.
+    Refresh { jti: Uuid, sid: Uuid, user_id: Uuid },
 }
 
 /// Why a row was added to `revoked_tokens`; stored in its `reason` column.
@@ -27,6 +74,10 @@ pub struct NewSession {
 pub enum Reason {
     Logout,
     LogoutAll,
+    LogoutOthers,
+    SessionRevoked,
+    PasswordChanged,
+    ClientRevoked,
     RefreshRotated,
     RefreshReuse,
 }
@@ -36,6 +87,10 @@ impl Reason {
         match self {
             Reason::Logout => "logout",
             Reason::LogoutAll => "logout_all",
+            Reason::LogoutOthers => "logout_others",
+            Reason::SessionRevoked => "session_revoked",
+            Reason::PasswordChanged => "password_changed",
+            Reason::ClientRevoked => "client_revoked",
             Reason::RefreshRotated => REFRESH_ROTATED,
             Reason::RefreshReuse => "refresh_reuse",
         }

@@ -9,17 +9,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::{ConnectOptions, FromRow, PgConnection, Row};
+use sqlx::{ConnectOptions, FromRow, Row};
 use uuid::Uuid;
 
 use super::model::Listed;
-use super::{DbError, NewSession, PurgeCounts, Revocation, Rotation, RotationOutcome, User};
+use super::model::{Device, Presented, SessionInfo, SessionSweep};
+use super::{DbError, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
+
+mod purge;
+pub(super) use purge::purge_expired;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
-
-/// Key of the session-level advisory lock held by the instance that purges
-/// ("jwtblprg" in ASCII).
-const PURGE_LOCK_KEY: i64 = 0x6a77_7462_6c70_7267;
 
 type UserRow = (Uuid, String, String, DateTime<Utc>);
 
@@ -76,14 +76,51 @@ pub(super) async fn user_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, 
 }
 
 pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO sessions (id, user_id, refresh_jti, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(session.id)
-        .bind(session.user_id)
-        .bind(session.refresh_jti)
-        .bind(session.expires_at)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, refresh_jti, expires_at, user_agent, ip)
+         VALUES ($1, $2, $3, $4, $5, $6::inet)",
+    )
+    .bind(session.id)
+    .bind(session.user_id)
+    .bind(session.refresh_jti)
+    .bind(session.expires_at)
+    .bind(session.device.user_agent.as_deref())
+    .bind(session.device.ip.map(|ip| ip.to_string()))
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+type SessionRow = (Uuid, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>, Option<String>);
+
+/// The user's live sessions (neither revoked, by the service or by hand, nor
+/// expired at `now`), newest first.
+pub(super) async fn sessions_of(
+    pool: &PgPool,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<SessionInfo>, DbError> {
+    let rows: Vec<SessionRow> = sqlx::query_as(
+        "SELECT s.id, s.created_at, s.expires_at, s.refreshed_at, s.user_agent, host(s.ip)
+         FROM sessions s
+         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+           AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = s.id)
+         ORDER BY s.created_at DESC, s.id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, created_at, expires_at, refreshed_at, user_agent, ip)| SessionInfo {
+            id,
+            created_at,
+            expires_at,
+            refreshed_at,
+            device: Device { user_agent, ip: ip.and_then(|ip| ip.parse().ok()) },
+        })
+        .collect())
 }
 
 /// The tail every revoking statement shares: list the `wanted` rows (jti,
@@ -115,7 +152,7 @@ fn listed((jti, expires_at, reason, _): ListedRow) -> Option<Listed> {
 static ROTATE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH rotated AS (
-             UPDATE sessions SET refresh_jti = $3, expires_at = $4
+             UPDATE sessions SET refresh_jti = $3, expires_at = $4, refreshed_at = $6
              WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1, $2))
              RETURNING id),
@@ -191,47 +228,132 @@ pub(super) async fn revoke_token_and_session(
     Ok(rows.into_iter().filter_map(listed).collect())
 }
 
-/// Logout-all, in one round trip: lock the user's row, then end every live
-/// session of the user and list them all. Two statements in one simple
-/// query, which Postgres runs as one transaction with a snapshot per
-/// statement: the lock waits for any login whose session insert (holding a
-/// key-share lock on the user row until it commits) is in flight, and only
-/// the statement after the wait sees that session. A login that comes after
-/// waits for this commit instead, and signs its tokens only once its own
+/// Ends one live session of `$2` (a DBA's revocation counts as ended), if
+/// `$4` is null or its current refresh token, and lists it: one statement.
+static END_SESSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH ended AS (
+             UPDATE sessions s SET revoked_at = $3, refresh_jti = NULL
+             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3
+               AND ($4::uuid IS NULL OR s.refresh_jti = $4)
+               AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = s.id)
+             RETURNING s.id, s.expires_at),
+         wanted (jti, expires_at, reason) AS (SELECT id, expires_at, $5::text FROM ended)
+         {}",
+        list_wanted("$2", "$3")
+    )
+});
+
+pub(super) async fn end_session(
+    pool: &PgPool,
+    sid: Uuid,
+    user_id: Uuid,
+    refresh_jti: Option<Uuid>,
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, DbError> {
+    let rows: Vec<ListedRow> = sqlx::query_as(END_SESSION.as_str())
+        .bind(sid)
+        .bind(user_id)
+        .bind(now)
+        .bind(refresh_jti)
+        .bind(reason.as_str())
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().filter_map(listed).collect())
+}
+
+/// Lists one token unless it or its session is listed already: one statement.
+static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH wanted (jti, expires_at, reason) AS (
+             SELECT $1::uuid, $2::timestamptz, $6::text
+             WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1, $3)))
+         {}",
+        list_wanted("$4", "$5")
+    )
+});
+
+pub(super) async fn revoke_presented(
+    pool: &PgPool,
+    presented: &Presented,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, DbError> {
+    match *presented {
+        Presented::Access { jti, sid, user_id, expires_at } => {
+            let rows: Vec<ListedRow> = sqlx::query_as(LIST_UNLESS_LISTED.as_str())
+                .bind(jti)
+                .bind(expires_at)
+                .bind(sid)
+                .bind(user_id)
+                .bind(now)
+                .bind(Reason::ClientRevoked.as_str())
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().filter_map(listed).collect())
+        }
+        Presented::Refresh { jti, sid, user_id } => {
+            end_session(pool, sid, user_id, Some(jti), Reason::ClientRevoked, now).await
+        }
+    }
+}
+
+/// A session sweep (logout-all, scope=others, password change) in one round
+/// trip: lock the user's row, change the password if asked, then end every
+/// live session of the user but the one kept, and list them all. Several
+/// statements in one simple query, which Postgres runs as one transaction with
+/// a snapshot per statement: the lock waits for any login whose session insert
+/// (holding a key-share lock on the user row until it commits) is in flight,
+/// and only the statements after the wait see that session. A login that comes
+/// after waits for this commit instead, and signs its tokens only once its own
 /// session row has committed. The simple protocol takes no parameters, so the
-/// values are inlined: a UUID and two timestamps, formatted here.
-fn revoke_user_sessions_sql(user_id: Uuid, now: DateTime<Utc>, cutoff: DateTime<Utc>) -> String {
+/// values are inlined as quoted literals.
+fn sweep_sql(sweep: &SessionSweep) -> String {
     let timestamp = |time: DateTime<Utc>| {
         format!("'{}'::timestamptz", time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
     };
-    let (user, now, cutoff) = (format!("'{user_id}'::uuid"), timestamp(now), timestamp(cutoff));
+    let user = format!("'{}'::uuid", sweep.user_id);
+    let (now, cutoff) = (timestamp(sweep.now), timestamp(sweep.cutoff));
+    let password = match &sweep.new_password_hash {
+        Some(hash) => format!("UPDATE users SET password_hash = {} WHERE id = {user};", literal(hash)),
+        None => String::new(),
+    };
+    let keep = sweep.keep.map(|sid| format!("AND id <> '{sid}'::uuid")).unwrap_or_default();
     format!(
         "SELECT 1 FROM users WHERE id = {user} FOR UPDATE;
+         {password}
          WITH ended AS (
              UPDATE sessions SET revoked_at = {now}, refresh_jti = NULL
-             WHERE user_id = {user} AND revoked_at IS NULL AND expires_at > {cutoff}
+             WHERE user_id = {user} AND revoked_at IS NULL AND expires_at > {cutoff} {keep}
              RETURNING id, expires_at),
-         wanted (jti, expires_at, reason) AS (SELECT id, expires_at, 'logout_all' FROM ended)
+         wanted (jti, expires_at, reason) AS (SELECT id, expires_at, {} FROM ended)
          {}",
+        literal(sweep.reason.as_str()),
         list_wanted(&user, &now)
     )
 }
 
-pub(super) async fn revoke_user_sessions(
+/// A string as a Postgres literal (standard_conforming_strings, the default
+/// since 9.1: only the quote itself is doubled).
+fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+pub(super) async fn sweep_sessions(
     pool: &PgPool,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-    cutoff: DateTime<Utc>,
+    sweep: &SessionSweep,
 ) -> Result<(u64, Vec<Listed>), DbError> {
-    let rows = sqlx::raw_sql(&revoke_user_sessions_sql(user_id, now, cutoff)).fetch_all(pool).await?;
+    let rows = sqlx::raw_sql(&sweep_sql(sweep)).fetch_all(pool).await?;
     let mut listed_rows = Vec::with_capacity(rows.len());
     // The lock's one-column row first, then the listed rows.
     for row in rows.iter().filter(|row| row.len() == 4) {
         listed_rows.push(ListedRow::from_row(row)?);
     }
     // A session a DBA had already revoked by hand was not live.
-    let live =
-        listed_rows.iter().filter(|row| row.3 == Some(true) && row.1.is_some_and(|at| at > now)).count();
+    let live = listed_rows
+        .iter()
+        .filter(|row| row.3 == Some(true) && row.1.is_some_and(|at| at > sweep.now))
+        .count();
     Ok((live as u64, listed_rows.into_iter().filter_map(listed).collect()))
 }
 
@@ -243,94 +365,4 @@ pub(super) async fn is_revoked(pool: &PgPool, jti: Uuid, sid: Uuid) -> Result<bo
             .fetch_one(pool)
             .await?;
     Ok(revoked)
-}
-
-pub(super) async fn purge_expired(
-    pool: &PgPool,
-    cutoff: DateTime<Utc>,
-    batch_size: i64,
-) -> Result<Option<PurgeCounts>, DbError> {
-    let mut conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(PURGE_LOCK_KEY)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
-        return Ok(None);
-    }
-
-    let result = purge_batches(&mut conn, cutoff, batch_size).await;
-
-    let unlocked =
-        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PURGE_LOCK_KEY).execute(&mut *conn).await;
-    if unlocked.is_err() {
-        // Closing the connection is what releases a session lock for sure.
-        drop(conn.detach());
-    }
-    result.map(Some)
-}
-
-async fn purge_batches(
-    conn: &mut PgConnection,
-    cutoff: DateTime<Utc>,
-    batch_size: i64,
-) -> Result<PurgeCounts, DbError> {
-    let mut counts = PurgeCounts::default();
-    for (table, key, counter) in
-        [("revoked_tokens", "jti", &mut counts.revoked_tokens), ("sessions", "id", &mut counts.sessions)]
-    {
-        let statement = format!(
-            "DELETE FROM {table} WHERE {key} IN (
-                 SELECT {key} FROM {table} WHERE expires_at < $1
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        );
-        loop {
-            let batch_started = std::time::Instant::now();
-            let removed = sqlx::query(&statement)
-                .bind(cutoff)
-                .bind(batch_size)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            *counter += removed;
-            if removed < batch_size as u64 {
-                break;
-            }
-            super::pace_after(batch_started).await;
-        }
-    }
-    prune_events(conn, batch_size).await?;
-    Ok(counts)
-}
-
-/// Deletes follower events older than [`super::EVENT_RETENTION`] whose
-/// transaction every snapshot already sees, and records the newest pruned
-/// transaction id, so a follower whose cursor is older reloads (see
-/// `follow/postgres.rs`) instead of missing them.
-pub(super) async fn prune_events(conn: &mut PgConnection, batch_size: i64) -> Result<u64, DbError> {
-    let retention = chrono::Duration::from_std(super::EVENT_RETENTION).unwrap_or_default();
-    let mut removed = 0;
-    loop {
-        let pruned: i64 = sqlx::query_scalar(
-            "WITH gone AS (
-                 DELETE FROM revocation_events WHERE seq IN (
-                     SELECT seq FROM revocation_events
-                     WHERE happened_at < $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())
-                     ORDER BY seq LIMIT $2)
-                 RETURNING xid),
-             newest AS (SELECT xid FROM gone ORDER BY xid DESC LIMIT 1),
-             noted AS (
-                 UPDATE revocation_events_pruned SET through = greatest(through, (SELECT xid FROM newest))
-                 WHERE EXISTS (SELECT 1 FROM newest))
-             SELECT count(*) FROM gone",
-        )
-        .bind(Utc::now() - retention)
-        .bind(batch_size)
-        .fetch_one(&mut *conn)
-        .await?;
-        removed += pruned as u64;
-        if pruned < batch_size {
-            return Ok(removed);
-        }
-    }
 }

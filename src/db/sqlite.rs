@@ -7,8 +7,9 @@
 //! lets readers (the revocation check) run while a write is in progress, and
 //! `synchronous = FULL` syncs the log at every commit, so a revocation that was
 //! answered 2xx survives a power loss, not just a crash of the process. Every
-//! write transaction starts with a write, so it takes the write lock up front
-//! and waits under `busy_timeout` instead of failing on a lock upgrade.
+//! write transaction starts with a write (or `BEGIN IMMEDIATE`), so it takes
+//! the write lock up front and waits under `busy_timeout` instead of failing
+//! on a lock upgrade.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,7 +21,11 @@ use sqlx::{ConnectOptions, SqliteConnection};
 use uuid::Uuid;
 
 use super::model::Listed;
-use super::{DbError, NewSession, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome, User};
+use super::model::{Device, Presented, SessionInfo, SessionSweep};
+use super::{DbError, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
+
+mod purge;
+pub(super) use purge::purge_expired;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -111,14 +116,52 @@ pub(super) async fn user_by_id(pool: &SqlitePool, id: Uuid) -> Result<Option<Use
 }
 
 pub(super) async fn insert_session(pool: &SqlitePool, session: &NewSession) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO sessions (id, user_id, refresh_jti, expires_at) VALUES (?1, ?2, ?3, ?4)")
-        .bind(session.id.to_string())
-        .bind(session.user_id.to_string())
-        .bind(session.refresh_jti.to_string())
-        .bind(text(session.expires_at))
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, refresh_jti, expires_at, user_agent, ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(session.id.to_string())
+    .bind(session.user_id.to_string())
+    .bind(session.refresh_jti.to_string())
+    .bind(text(session.expires_at))
+    .bind(session.device.user_agent.as_deref())
+    .bind(session.device.ip.map(|ip| ip.to_string()))
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+type SessionRow = (String, String, String, Option<String>, Option<String>, Option<String>);
+
+/// The user's live sessions (neither revoked, by the service or by hand, nor
+/// expired at `now`), newest first.
+pub(super) async fn sessions_of(
+    pool: &SqlitePool,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<SessionInfo>, DbError> {
+    let rows: Vec<SessionRow> = sqlx::query_as(
+        "SELECT s.id, s.created_at, s.expires_at, s.refreshed_at, s.user_agent, s.ip
+         FROM sessions s
+         WHERE s.user_id = ?1 AND s.revoked_at IS NULL AND julianday(s.expires_at) > julianday(?2)
+           AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = s.id)
+         ORDER BY julianday(s.created_at) DESC, s.id",
+    )
+    .bind(user_id.to_string())
+    .bind(text(now))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, created_at, expires_at, refreshed_at, user_agent, ip)| {
+            Ok(SessionInfo {
+                id: parse_uuid(&id)?,
+                created_at: parse_time(&created_at)?,
+                expires_at: parse_time(&expires_at)?,
+                refreshed_at: refreshed_at.as_deref().map(parse_time).transpose()?,
+                device: Device { user_agent, ip: ip.and_then(|ip| ip.parse().ok()) },
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn rotate_refresh(
@@ -128,7 +171,7 @@ pub(super) async fn rotate_refresh(
     let mut tx = pool.begin().await?;
     // Compare-and-set under SQLite's single writer lock: one rotation matches.
     let rotated = sqlx::query(
-        "UPDATE sessions SET refresh_jti = ?3, expires_at = ?4
+        "UPDATE sessions SET refresh_jti = ?3, expires_at = ?4, refreshed_at = ?5
          WHERE id = ?1 AND refresh_jti = ?2 AND revoked_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN (?1, ?2))",
     )
@@ -136,6 +179,7 @@ pub(super) async fn rotate_refresh(
     .bind(rotation.presented_jti.to_string())
     .bind(rotation.next_jti.to_string())
     .bind(text(rotation.next_expires_at))
+    .bind(text(rotation.now))
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -143,7 +187,7 @@ pub(super) async fn rotate_refresh(
     let wanted = if rotated {
         (rotation.presented_jti, rotation.presented_expires_at, Reason::RefreshRotated)
     } else {
-        let ended = end_session(&mut tx, rotation.sid, rotation.now).await?;
+        let ended = mark_session_revoked(&mut tx, rotation.sid, rotation.now).await?;
         (rotation.sid, later(ended, rotation.presented_expires_at), Reason::RefreshReuse)
     };
     let listed = list_wanted(&mut tx, &[wanted], Some(rotation.user_id), rotation.now).await?;
@@ -160,7 +204,7 @@ pub(super) async fn revoke_token_and_session(
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
     let mut tx = pool.begin().await?;
-    let ended = end_session(&mut tx, sid, now).await?;
+    let ended = mark_session_revoked(&mut tx, sid, now).await?;
     let wanted = [
         (token.jti, token.expires_at, token.reason),
         (sid, later(ended, session_fallback_expiry), token.reason),
@@ -170,39 +214,104 @@ pub(super) async fn revoke_token_and_session(
     Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 
-pub(super) async fn revoke_user_sessions(
+/// A session sweep (logout-all, scope=others, password change) in one
+/// transaction. One writer at a time: a login's session insert commits before
+/// this transaction's first write or waits until it ends.
+pub(super) async fn sweep_sessions(
     pool: &SqlitePool,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-    cutoff: DateTime<Utc>,
+    sweep: &SessionSweep,
 ) -> Result<(u64, Vec<Listed>), DbError> {
-    // One writer at a time: a login's session insert commits before this
-    // UPDATE starts or waits until this transaction ends.
+    let user = sweep.user_id.to_string();
     let mut tx = pool.begin().await?;
+    if let Some(hash) = &sweep.new_password_hash {
+        sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
+            .bind(&user)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+    }
     let ended: Vec<(String, String)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = ?2, refresh_jti = NULL
          WHERE user_id = ?1 AND revoked_at IS NULL AND julianday(expires_at) > julianday(?3)
+           AND id IS NOT ?4
          RETURNING id, expires_at",
     )
-    .bind(user_id.to_string())
-    .bind(text(now))
-    .bind(text(cutoff))
+    .bind(&user)
+    .bind(text(sweep.now))
+    .bind(text(sweep.cutoff))
+    .bind(sweep.keep.map(|sid| sid.to_string()))
     .fetch_all(&mut *tx)
     .await?;
     let mut wanted = Vec::with_capacity(ended.len());
     for (sid, expires_at) in ended {
-        wanted.push((parse_uuid(&sid)?, parse_time(&expires_at)?, Reason::LogoutAll));
+        wanted.push((parse_uuid(&sid)?, parse_time(&expires_at)?, sweep.reason));
     }
-    let listed = list_wanted(&mut tx, &wanted, Some(user_id), now).await?;
+    let listed = list_wanted(&mut tx, &wanted, Some(sweep.user_id), sweep.now).await?;
     tx.commit().await?;
     // A session a DBA had already revoked by hand was not live.
-    let live = listed.iter().filter(|((_, expires_at, _), new)| *new && *expires_at > now).count();
+    let live = listed.iter().filter(|((_, expires_at, _), new)| *new && *expires_at > sweep.now).count();
     Ok((live as u64, listed.into_iter().map(|(row, _)| row).collect()))
+}
+
+/// Ends one live session of the user (a DBA's revocation counts as ended),
+/// if `refresh_jti` is `None` or its current refresh token, and lists it.
+pub(super) async fn end_session(
+    pool: &SqlitePool,
+    sid: Uuid,
+    user_id: Uuid,
+    refresh_jti: Option<Uuid>,
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, DbError> {
+    let mut tx = pool.begin().await?;
+    let ended: Option<String> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = ?3, refresh_jti = NULL
+         WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL
+           AND julianday(expires_at) > julianday(?3)
+           AND (?4 IS NULL OR refresh_jti = ?4)
+           AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = sessions.id)
+         RETURNING expires_at",
+    )
+    .bind(sid.to_string())
+    .bind(user_id.to_string())
+    .bind(text(now))
+    .bind(refresh_jti.map(|jti| jti.to_string()))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(expires_at) = ended else {
+        return Ok(Vec::new());
+    };
+    let wanted = [(sid, parse_time(&expires_at)?, reason)];
+    let listed = list_wanted(&mut tx, &wanted, Some(user_id), now).await?;
+    tx.commit().await?;
+    Ok(listed.into_iter().map(|(row, _)| row).collect())
+}
+
+pub(super) async fn revoke_presented(
+    pool: &SqlitePool,
+    presented: &Presented,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, DbError> {
+    let (jti, sid, user_id, expires_at) = match *presented {
+        Presented::Access { jti, sid, user_id, expires_at } => (jti, sid, user_id, expires_at),
+        Presented::Refresh { jti, sid, user_id } => {
+            return end_session(pool, sid, user_id, Some(jti), Reason::ClientRevoked, now).await;
+        }
+    };
+    // The write lock first, so the check and the insert see one state.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if is_listed(&mut tx, jti, sid).await? {
+        return Ok(Vec::new());
+    }
+    let listed =
+        list_wanted(&mut tx, &[(jti, expires_at, Reason::ClientRevoked)], Some(user_id), now).await?;
+    tx.commit().await?;
+    Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 
 /// Marks the session revoked; returns when its newest refresh token expires
 /// (`None` if its row is gone).
-async fn end_session(
+async fn mark_session_revoked(
     conn: &mut SqliteConnection,
     sid: Uuid,
     now: DateTime<Utc>,
@@ -260,58 +369,14 @@ async fn list_wanted(
 }
 
 pub(super) async fn is_revoked(pool: &SqlitePool, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
+    is_listed(&mut *pool.acquire().await?, jti, sid).await
+}
+
+async fn is_listed(conn: &mut SqliteConnection, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
     let revoked = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN (?1, ?2))")
         .bind(jti.to_string())
         .bind(sid.to_string())
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await?;
     Ok(revoked)
-}
-
-pub(super) async fn purge_expired(
-    pool: &SqlitePool,
-    cutoff: DateTime<Utc>,
-    batch_size: i64,
-) -> Result<Option<PurgeCounts>, DbError> {
-    // SQLite serialises writers itself; instances sharing one file simply
-    // take turns, and a row is deleted once.
-    let cutoff = text(cutoff);
-    let by_expiry = |table: &str| {
-        format!(
-            "DELETE FROM {table} WHERE rowid IN (
-                 SELECT rowid FROM {table} WHERE julianday(expires_at) < julianday(?1) LIMIT ?2)"
-        )
-    };
-    let counts = PurgeCounts {
-        revoked_tokens: delete_in_batches(pool, &by_expiry("revoked_tokens"), &cutoff, batch_size).await?,
-        sessions: delete_in_batches(pool, &by_expiry("sessions"), &cutoff, batch_size).await?,
-    };
-    // Followers reload when they find a gap, so pruning is safe at any age;
-    // the retention only spares them that reload after a short pause.
-    let events = "DELETE FROM revocation_events WHERE seq IN (
-                      SELECT seq FROM revocation_events ORDER BY seq LIMIT ?2)
-                    AND julianday(happened_at) < julianday(?1)";
-    let retention = chrono::Duration::from_std(super::EVENT_RETENTION).unwrap_or_default();
-    delete_in_batches(pool, events, &text(Utc::now() - retention), batch_size).await?;
-    Ok(Some(counts))
-}
-
-/// Runs a `DELETE … LIMIT ?2` statement (cutoff `?1`) until a batch comes
-/// back short; returns the rows removed.
-async fn delete_in_batches(
-    pool: &SqlitePool,
-    statement: &str,
-    cutoff: &str,
-    batch_size: i64,
-) -> Result<u64, DbError> {
-    let mut removed = 0;
-    loop {
-        let batch_started = std::time::Instant::now();
-        let batch = sqlx::query(statement).bind(cutoff).bind(batch_size).execute(pool).await?.rows_affected();
-        removed += batch;
-        if batch < batch_size as u64 {
-            return Ok(removed);
-        }
-        super::pace_after(batch_started).await;
-    }
 }

@@ -1,22 +1,24 @@
-//! `/auth/*`: register, login, refresh (with rotation and reuse detection),
-//! logout, logout-all and me.
+//! `/auth/*` for accounts and tokens: register, login (throttled, and shed
+//! when the hashing queue is full), refresh (with rotation and reuse
+//! detection) and me. Logout is in `logout.rs`, sessions in `sessions.rs`.
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rocket::http::{Header, Status};
-use rocket::serde::json::{json, Json, Value};
+use rocket::serde::json::Json;
 use rocket::{get, post, routes, Responder, Route, State};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::device::ClientDevice;
 use super::json::{JsonBody, RequestBody};
 use crate::auth::guard::AccessToken;
 use crate::auth::jwt::{NewToken, TokenType};
 use crate::auth::Auth;
-use crate::db::{Db, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
+use crate::db::{Db, Device, NewSession, Rotation, RotationOutcome, User};
 use crate::error::ApiError;
 
 pub fn routes() -> Vec<Route> {
-    routes![register, login, refresh, logout, logout_all, me]
+    routes![register, login, refresh, me]
 }
 
 #[derive(Deserialize)]
@@ -51,7 +53,7 @@ impl From<&User> for UserView {
     }
 }
 
-fn rfc3339(time: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -94,8 +96,13 @@ fn validate_registration(username: &str, password: &str) -> Result<(), ApiError>
             "username must be 3-32 characters of letters, digits, '_', '.' or '-'".into(),
         ));
     }
+    validate_password(password, "password")
+}
+
+/// 8-1024 bytes; `field` names it in the message.
+pub(super) fn validate_password(password: &str, field: &str) -> Result<(), ApiError> {
     if !(8..=1024).contains(&password.len()) {
-        return Err(ApiError::InvalidInput("password must be 8 to 1024 bytes long".into()));
+        return Err(ApiError::InvalidInput(format!("{field} must be 8 to 1024 bytes long")));
     }
     Ok(())
 }
@@ -108,6 +115,7 @@ async fn register(
 ) -> Result<(Status, Json<UserView>), ApiError> {
     let Credentials { username, password } = body.0;
     validate_registration(&username, &password)?;
+    let ticket = auth.passwords.ticket()?;
     // Cheap early answer; the unique index still decides races.
     if db.user_by_username(&username).await?.is_some() {
         return Err(ApiError::UsernameTaken);
@@ -115,28 +123,47 @@ async fn register(
     let user = User {
         id: Uuid::new_v4(),
         username,
-        password_hash: auth.passwords.hash(password).await?,
+        password_hash: ticket.hash(password).await?,
         created_at: Utc::now().trunc_subsecs(6),
     };
+    drop(ticket);
     db.insert_user(&user).await?;
     Ok((Status::Created, Json(UserView::from(&user))))
 }
 
+/// Throttled per (client address, username) before anything else, then
+/// shed (503) if the hashing queue is full; only then is a hash spent.
 #[post("/login", data = "<body>")]
-async fn login(body: JsonBody<Credentials>, db: &Db, auth: &State<Auth>) -> Result<TokenResponse, ApiError> {
+async fn login(
+    body: JsonBody<Credentials>,
+    device: ClientDevice,
+    db: &Db,
+    auth: &State<Auth>,
+) -> Result<TokenResponse, ApiError> {
     let Credentials { username, password } = body.0;
+    let client = device.0.ip;
+    auth.throttle.check(client, &username).map_err(ApiError::TooManyRequests)?;
+    let ticket = auth.passwords.ticket()?;
     // A name that could never have registered is just an unknown user: same
     // answer, same argon2 work.
     let user = if is_valid_username(&username) { db.user_by_username(&username).await? } else { None };
     let hash = user.as_ref().map(|user| user.password_hash.as_str());
-    match (auth.passwords.verify(password, hash).await?, user) {
-        (true, Some(user)) => start_session(db, auth, &user).await,
-        _ => Err(ApiError::InvalidCredentials),
+    let verified = ticket.verify(password, hash).await?;
+    drop(ticket);
+    match (verified, user) {
+        (true, Some(user)) => {
+            auth.throttle.record_success(client, &username);
+            start_session(db, auth, &user, device.0).await
+        }
+        _ => {
+            auth.throttle.record_failure(client, &username);
+            Err(ApiError::InvalidCredentials)
+        }
     }
 }
 
 /// The lifetime of a session's blocklist row must cover every token of it.
-fn session_ttl(auth: &Auth) -> u64 {
+pub(super) fn session_ttl(auth: &Auth) -> u64 {
     auth.config.access_token_ttl.max(auth.config.refresh_token_ttl)
 }
 
@@ -180,11 +207,11 @@ fn token_pair(
 /// Commits the session, then signs its tokens: a logout-all that commits
 /// before the session row is seen by nothing signed earlier (see
 /// `Store::revoke_user_sessions`).
-async fn start_session(db: &Db, auth: &Auth, user: &User) -> Result<TokenResponse, ApiError> {
+async fn start_session(db: &Db, auth: &Auth, user: &User, device: Device) -> Result<TokenResponse, ApiError> {
     let sid = Uuid::new_v4();
     let now = Utc::now();
     let (refresh_jti, expires_at) = (Uuid::new_v4(), session_expiry(auth, now));
-    db.insert_session(&NewSession { id: sid, user_id: user.id, refresh_jti, expires_at }).await?;
+    db.insert_session(&NewSession { id: sid, user_id: user.id, refresh_jti, expires_at, device }).await?;
     Ok(token_pair(auth, user, sid, now, refresh_jti)?.into())
 }
 
@@ -217,30 +244,6 @@ async fn refresh(
             Err(ApiError::TokenRevoked)
         }
     }
-}
-
-#[post("/logout")]
-async fn logout(token: AccessToken, db: &Db) -> Result<Json<Value>, ApiError> {
-    let claims = token.0;
-    let revocation = Revocation {
-        jti: claims.jti,
-        expires_at: claims.expires_at,
-        user_id: Some(claims.user_id),
-        reason: Reason::Logout,
-    };
-    db.revoke_token_and_session(&revocation, claims.sid, claims.expires_at).await?;
-    Ok(Json(json!({ "message": "Successfully logged out" })))
-}
-
-#[post("/logout-all")]
-async fn logout_all(token: AccessToken, db: &Db, auth: &State<Auth>) -> Result<Json<Value>, ApiError> {
-    let now = Utc::now();
-    let cutoff = now - chrono::Duration::seconds(auth.config.leeway as i64);
-    let revoked = db.revoke_user_sessions(token.0.user_id, now, cutoff).await?;
-    Ok(Json(json!({
-        "message": "Successfully logged out of all sessions",
-        "revoked_sessions": revoked,
-    })))
 }
 
 #[get("/me")]

@@ -1,7 +1,19 @@
-//! HTTP routes, one module per resource, each with its `routes()`.
+//! HTTP routes, one module per resource, each with its `routes()`:
+//!
+//! - `auth.rs`: `/auth/register`, `/auth/login`, `/auth/refresh`, `/auth/me`
+//! - `logout.rs`: `/auth/logout`, `/auth/logout-all`, `/auth/revoke` (RFC 7009)
+//! - `sessions.rs`: `/auth/sessions`, `/auth/sessions/{id}`, `/auth/password`
+//! - this file: `/protected`, `/health`
+//!
+//! Request bodies go through `json.rs` (JSON) and `form.rs` (forms); the
+//! client's address and user agent through `device.rs`.
 
 pub mod auth;
+pub mod device;
+pub mod form;
 pub mod json;
+pub mod logout;
+pub mod sessions;
 
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
@@ -14,6 +26,11 @@ type ProtectedToken = crate::auth::guard::AccessToken;
 /// Benchmark-only build: the same route without the revocation step.
 #[cfg(feature = "bench-no-revocation-check")]
 type ProtectedToken = crate::auth::guard::VerifiedAccessToken;
+
+/// Routes mounted at `/auth`.
+pub fn auth_routes() -> Vec<Route> {
+    [auth::routes(), logout::routes(), sessions::routes()].concat()
+}
 
 /// Routes mounted at `/`.
 pub fn routes() -> Vec<Route> {

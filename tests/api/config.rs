@@ -101,7 +101,7 @@ backend_tests!(
 #[tokio::test]
 async fn configuration_values_out_of_range_are_refused_naming_the_key() {
     let base = || rocket::figment::Figment::from(rocket::Config::default());
-    let cases: [(&str, i64); 8] = [
+    let cases: [(&str, i64); 13] = [
         ("access_token_ttl", 0),
         ("access_token_ttl", -900),
         ("access_token_ttl", 400_000_000),
@@ -110,6 +110,11 @@ async fn configuration_values_out_of_range_are_refused_naming_the_key() {
         ("leeway", -1),
         ("leeway", 90_000),
         ("purge_interval", 40_000_000),
+        ("login_max_failures", -1),
+        ("login_failure_window", 0),
+        ("login_failure_window", 90_000),
+        ("hash_queue", 0),
+        ("hash_queue", 1_000_000),
     ];
     for (key, value) in cases {
         let error = jwt_blocklist::config::AppConfig::from_figment(&base().merge((key, value)))

@@ -65,10 +65,11 @@ impl TestApp {
         let status = response.status();
         let www_authenticate = response.headers().get_one("WWW-Authenticate").map(str::to_owned);
         let cache_control = response.headers().get_one("Cache-Control").map(str::to_owned);
+        let retry_after = response.headers().get_one("Retry-After").map(str::to_owned);
         let content_type = response.content_type().map(|ct| ct.to_string());
         let text = response.into_string().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        TestResponse { status, body, www_authenticate, cache_control, content_type }
+        TestResponse { status, body, www_authenticate, cache_control, content_type, retry_after }
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
@@ -95,6 +96,45 @@ impl TestApp {
         let request =
             self.client.post(path.to_owned()).header(Header::new("Authorization", authorization.to_owned()));
         self.send(request).await
+    }
+
+    pub async fn delete_authorized(&self, path: &str, authorization: &str) -> TestResponse {
+        let request = self
+            .client
+            .delete(path.to_owned())
+            .header(Header::new("Authorization", authorization.to_owned()));
+        self.send(request).await
+    }
+
+    /// Logs in from the client address `remote` ("192.0.2.1:4000"), with a
+    /// `User-Agent` header if given.
+    pub async fn login_from(
+        &self,
+        remote: &str,
+        user_agent: Option<&str>,
+        username: &str,
+        password: &str,
+    ) -> TestResponse {
+        let mut request = self
+            .client
+            .post("/auth/login")
+            .remote(remote.parse().expect("a socket address"))
+            .header(ContentType::JSON)
+            .body(json!({ "username": username, "password": password }).to_string());
+        if let Some(agent) = user_agent {
+            request = request.header(Header::new("User-Agent", agent.to_owned()));
+        }
+        self.send(request).await
+    }
+
+    /// `POST /auth/revoke` (RFC 7009) with a form body.
+    pub async fn revoke_form(&self, form: &str) -> TestResponse {
+        self.post_raw("/auth/revoke", ContentType::Form, form.to_owned()).await
+    }
+
+    /// The application's authentication state (throttle, hashing queue).
+    pub fn auth(&self) -> &jwt_blocklist::auth::Auth {
+        self.client.rocket().state::<jwt_blocklist::auth::Auth>().expect("auth state")
     }
 
     pub async fn protected(&self, access_token: &str) -> TestResponse {
@@ -156,6 +196,7 @@ pub struct TestResponse {
     pub www_authenticate: Option<String>,
     pub cache_control: Option<String>,
     pub content_type: Option<String>,
+    pub retry_after: Option<String>,
 }
 
 impl TestResponse {

@@ -1,0 +1,118 @@
+//! Ending tokens and sessions from the client's side: `POST /auth/logout`
+//! (with `scope=local|others|global`), `POST /auth/logout-all`, and
+//! `POST /auth/revoke` (RFC 7009, by possession of the token).
+
+use chrono::Utc;
+use rocket::serde::json::{json, Json, Value};
+use rocket::{post, routes, Route, State};
+
+use super::form::FormBody;
+use crate::auth::guard::AccessToken;
+use crate::auth::jwt::{Claims, TokenType};
+use crate::auth::Auth;
+use crate::db::{Db, Presented, Reason, Revocation, SessionSweep};
+use crate::error::ApiError;
+
+pub fn routes() -> Vec<Route> {
+    routes![logout, logout_all, revoke]
+}
+
+/// `local` (the default): this token and its session. `others`: every other
+/// session of the user. `global`: every session, as logout-all. An unknown
+/// scope is 422 and revokes nothing.
+#[post("/logout?<scope>")]
+async fn logout(
+    token: AccessToken,
+    scope: Option<&str>,
+    db: &Db,
+    auth: &State<Auth>,
+) -> Result<Json<Value>, ApiError> {
+    let claims = token.0;
+    match scope.unwrap_or("local") {
+        "local" => {
+            let revocation = Revocation {
+                jti: claims.jti,
+                expires_at: claims.expires_at,
+                user_id: Some(claims.user_id),
+                reason: Reason::Logout,
+            };
+            db.revoke_token_and_session(&revocation, claims.sid, claims.expires_at).await?;
+            Ok(Json(json!({ "message": "Successfully logged out" })))
+        }
+        "others" => {
+            let revoked = sweep(db, auth, &claims, Some(claims.sid), Reason::LogoutOthers).await?;
+            Ok(Json(json!({
+                "message": "Successfully logged out of all other sessions",
+                "revoked_sessions": revoked,
+            })))
+        }
+        "global" => logout_everywhere(db, auth, &claims).await,
+        _ => Err(ApiError::InvalidInput("scope must be local, others or global".into())),
+    }
+}
+
+#[post("/logout-all")]
+async fn logout_all(token: AccessToken, db: &Db, auth: &State<Auth>) -> Result<Json<Value>, ApiError> {
+    logout_everywhere(db, auth, &token.0).await
+}
+
+async fn logout_everywhere(db: &Db, auth: &Auth, claims: &Claims) -> Result<Json<Value>, ApiError> {
+    let revoked = sweep(db, auth, claims, None, Reason::LogoutAll).await?;
+    Ok(Json(json!({
+        "message": "Successfully logged out of all sessions",
+        "revoked_sessions": revoked,
+    })))
+}
+
+/// Ends every live session of the token's user but `keep`; returns how many.
+async fn sweep(
+    db: &Db,
+    auth: &Auth,
+    claims: &Claims,
+    keep: Option<uuid::Uuid>,
+    reason: Reason,
+) -> Result<u64, ApiError> {
+    Ok(db.sweep_sessions(&sweep_of(auth, claims.user_id, keep, reason, None)).await?)
+}
+
+/// A sweep of the user's sessions as of now, sparing sessions that expired
+/// more than `leeway` ago (their rows are no longer needed).
+pub(super) fn sweep_of(
+    auth: &Auth,
+    user_id: uuid::Uuid,
+    keep: Option<uuid::Uuid>,
+    reason: Reason,
+    new_password_hash: Option<String>,
+) -> SessionSweep {
+    let now = Utc::now();
+    let cutoff = now - chrono::Duration::seconds(auth.config.leeway as i64);
+    SessionSweep { user_id, keep, reason, new_password_hash, now, cutoff }
+}
+
+/// RFC 7009 token revocation. Whoever holds a token may revoke it: an access
+/// token's `jti`, or a refresh token's whole session. A token that is not a
+/// valid live one (malformed, badly signed, expired, already revoked or used
+/// up) is answered 200 as well and changes nothing, as §2.2 asks, so the
+/// answer tells nothing about the token. `token_type_hint` is only a hint
+/// (§2.1): the token's own `type` claim decides, and an unknown hint is
+/// ignored.
+#[post("/revoke", data = "<form>")]
+async fn revoke(form: FormBody, db: &Db, auth: &State<Auth>) -> Result<(), ApiError> {
+    let token = form.required("token")?;
+    let Ok(claims) = auth.jwt.verify_any(token) else {
+        return Ok(());
+    };
+    let presented = match claims.token_type {
+        TokenType::Access => Presented::Access {
+            jti: claims.jti,
+            sid: claims.sid,
+            user_id: claims.user_id,
+            expires_at: claims.expires_at,
+        },
+        TokenType::Refresh => {
+            Presented::Refresh { jti: claims.jti, sid: claims.sid, user_id: claims.user_id }
+        }
+    };
+    db.revoke_presented(&presented).await?;
+    Ok(())
+}
