@@ -3,6 +3,7 @@
 # database, the release binary. See BENCHMARKS.md for what each figure means.
 #
 #   bench/run.sh [seconds per load run]        (default 15)
+#   bench/run.sh SECONDS storm                 only the login storm section
 #
 # Needs Postgres on 127.0.0.1:5432 (BENCH_ADMIN_URL to change) and wrk
 # (installed from Debian if missing). Results go to stdout and to
@@ -11,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${1:-15}
+ONLY=${2:-}
 ADMIN_URL=${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=jwtbl_bench_$(date +%s)_$$
 URL=${ADMIN_URL%/*}/$DB
@@ -96,6 +98,13 @@ ACCESS=$(curl -sf -X POST http://127.0.0.1:18101/auth/login -H 'Content-Type: ap
 AUTH="Authorization: Bearer $ACCESS"
 stop "$A"
 
+if [ "$ONLY" = storm ]; then
+    source bench/storm.sh
+    say ""
+    say "results saved to $OUT"
+    exit 0
+fi
+
 t=$(date +%s%N)
 psql "$URL" -qc "INSERT INTO revoked_tokens (jti, expires_at, reason)
                  SELECT gen_random_uuid(), now() + interval '1 day', 'bench'
@@ -153,6 +162,7 @@ sleep 3
 wrk_run "GET /protected, 8 conns, 32 clients logging in" -t1 -c8 -d"${DURATION}s" -H "$AUTH" http://127.0.0.1:18101/protected
 wait "$LOGINS"
 awk '/Requests\/sec/ { print "  (logins meanwhile: " $2 " req/s)" }' "$WORK/login-bg.txt" | tee -a "$OUT"
+source bench/storm.sh
 
 say ""
 say "## revocation on instance A seen by instance B (1,000 revocations)"

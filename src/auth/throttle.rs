@@ -31,21 +31,71 @@ pub const MAX_PAIRS: usize = 100_000;
 /// (address or IPv6 /64, hash of the lowercased username)
 type Pair = (IpAddr, u64);
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    opened: Instant,
+/// A pair's failures in its window, and its logins being checked right now.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// When the window opened: the first failure (none yet: `None`).
+    opened: Option<Instant>,
     failures: u32,
+    /// Attempts let through and not yet settled: they count against the
+    /// budget, so concurrent guesses cannot all slip in before the first
+    /// failure is recorded.
+    pending: u32,
 }
 
 pub struct Throttle {
     max_failures: u32,
     window: Duration,
-    pairs: Mutex<HashMap<Pair, Window>>,
+    pairs: Mutex<HashMap<Pair, Entry>>,
     names: RandomState,
     created: Instant,
     full_sweep: Mutex<Option<Instant>>,
     /// Milliseconds added to the clock (tests move time forward with it).
     skew_ms: AtomicU64,
+}
+
+/// A login attempt let through: settle it with [`failed`](Self::failed) or
+/// [`succeeded`](Self::succeeded); dropped unsettled (the request failed for
+/// another reason), it simply stops counting.
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    pair: Option<Pair>,
+}
+
+impl Attempt<'_> {
+    /// Counts a failed login of the pair.
+    pub fn failed(mut self) {
+        let Some(pair) = self.pair.take() else { return };
+        let now = self.throttle.now();
+        let mut pairs = self.throttle.lock();
+        let entry = pairs.entry(pair).or_default();
+        entry.pending = entry.pending.saturating_sub(1);
+        if !self.throttle.open(entry, now) {
+            *entry = Entry { opened: Some(now), failures: 0, pending: entry.pending };
+        }
+        entry.failures = entry.failures.saturating_add(1);
+    }
+
+    /// A successful login clears its own pair's count.
+    pub fn succeeded(mut self) {
+        if let Some(pair) = self.pair.take() {
+            self.throttle.lock().remove(&pair);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let Some(pair) = self.pair.take() else { return };
+        let now = self.throttle.now();
+        let mut pairs = self.throttle.lock();
+        if let Some(entry) = pairs.get_mut(&pair) {
+            entry.pending = entry.pending.saturating_sub(1);
+            if !self.throttle.live(entry, now) {
+                pairs.remove(&pair);
+            }
+        }
+    }
 }
 
 impl Throttle {
@@ -62,63 +112,48 @@ impl Throttle {
         }
     }
 
-    /// `Err(seconds)` when the pair is throttled: the time until its window
-    /// has passed, rounded up.
-    pub fn check(&self, client: Option<IpAddr>, username: &str) -> Result<(), u64> {
+    /// Lets a login of the pair through, or `Err(seconds)` when its budget
+    /// is spent: the time until its window has passed, rounded up (1 when
+    /// only attempts still being checked fill the budget).
+    pub fn attempt(&self, client: Option<IpAddr>, username: &str) -> Result<Attempt<'_>, u64> {
+        let untracked = Attempt { throttle: self, pair: None };
         if self.max_failures == 0 {
-            return Ok(());
-        }
-        let now = self.now();
-        let pairs = self.pairs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match pairs.get(&self.pair(client, username)) {
-            Some(window) if window.failures >= self.max_failures && self.open(window, now) => {
-                let left = (window.opened + self.window).saturating_duration_since(now);
-                Err(left.as_secs() + u64::from(left.subsec_nanos() > 0))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a failed login of the pair.
-    pub fn record_failure(&self, client: Option<IpAddr>, username: &str) {
-        if self.max_failures == 0 {
-            return;
+            return Ok(untracked);
         }
         let now = self.now();
         let pair = self.pair(client, username);
-        let mut pairs = self.pairs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pairs = self.lock();
         if pairs.len() >= MAX_PAIRS && !pairs.contains_key(&pair) {
             // The timer sweeps too; this is for a map filled faster than that,
             // at most once a second so a full map costs no scan per login.
             if now.saturating_duration_since(self.swept_when_full(None)) >= Duration::from_secs(1) {
-                pairs.retain(|_, window| self.open(window, now));
+                pairs.retain(|_, entry| self.live(entry, now));
                 self.swept_when_full(Some(now));
             }
             if pairs.len() >= MAX_PAIRS {
                 log::warn!("login throttle full ({MAX_PAIRS} pairs): a new pair goes uncounted");
-                return;
+                return Ok(untracked);
             }
         }
-        let window = pairs.entry(pair).or_insert(Window { opened: now, failures: 0 });
-        if !self.open(window, now) {
-            *window = Window { opened: now, failures: 0 };
+        let entry = pairs.entry(pair).or_default();
+        let failures = if self.open(entry, now) { entry.failures } else { 0 };
+        if failures.saturating_add(entry.pending) >= self.max_failures {
+            if failures < self.max_failures {
+                return Err(1);
+            }
+            let opened = entry.opened.unwrap_or(now);
+            let left = (opened + self.window).saturating_duration_since(now);
+            return Err(left.as_secs() + u64::from(left.subsec_nanos() > 0));
         }
-        window.failures = window.failures.saturating_add(1);
-    }
-
-    /// A successful login clears its own pair's count.
-    pub fn record_success(&self, client: Option<IpAddr>, username: &str) {
-        if self.max_failures > 0 {
-            let pair = self.pair(client, username);
-            self.pairs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&pair);
-        }
+        entry.pending += 1;
+        Ok(Attempt { throttle: self, pair: Some(pair) })
     }
 
     /// Drops the pairs whose window has passed; returns how many remain.
     pub fn sweep(&self) -> usize {
         let now = self.now();
-        let mut pairs = self.pairs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        pairs.retain(|_, window| self.open(window, now));
+        let mut pairs = self.lock();
+        pairs.retain(|_, entry| self.live(entry, now));
         pairs.len()
     }
 
@@ -146,8 +181,18 @@ impl Throttle {
         Instant::now() + Duration::from_millis(self.skew_ms.load(Ordering::Relaxed))
     }
 
-    fn open(&self, window: &Window, now: Instant) -> bool {
-        now < window.opened + self.window
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Pair, Entry>> {
+        self.pairs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the entry's window is open at `now`.
+    fn open(&self, entry: &Entry, now: Instant) -> bool {
+        entry.opened.is_some_and(|opened| now < opened + self.window)
+    }
+
+    /// Whether the entry still means anything at `now`.
+    fn live(&self, entry: &Entry, now: Instant) -> bool {
+        entry.pending > 0 || self.open(entry, now)
     }
 
     fn pair(&self, client: Option<IpAddr>, username: &str) -> Pair {
@@ -187,28 +232,46 @@ mod tests {
         Some(address.parse().unwrap())
     }
 
+    fn fail(throttle: &Throttle, client: Option<IpAddr>, name: &str) {
+        throttle.attempt(client, name).expect("let through").failed();
+    }
+
     #[test]
     fn a_pair_is_refused_after_its_budget_until_the_window_passes() {
         let throttle = Throttle::new(2, Duration::from_secs(10));
         let alice = client("192.0.2.1");
-        throttle.record_failure(alice, "alice");
-        assert_eq!(throttle.check(alice, "alice"), Ok(()));
-        throttle.record_failure(alice, "ALICE");
-        assert_eq!(throttle.check(alice, "Alice"), Err(10), "names are case-insensitive");
-        assert_eq!(throttle.check(client("192.0.2.2"), "alice"), Ok(()), "another address may log in");
+        fail(&throttle, alice, "alice");
+        fail(&throttle, alice, "ALICE");
+        assert_eq!(throttle.attempt(alice, "Alice").err(), Some(10), "names are case-insensitive");
+        assert!(throttle.attempt(client("192.0.2.2"), "alice").is_ok(), "another address may log in");
         throttle.advance_clock(Duration::from_millis(9_500));
-        assert_eq!(throttle.check(alice, "alice"), Err(1));
+        assert_eq!(throttle.attempt(alice, "alice").err(), Some(1));
         throttle.advance_clock(Duration::from_millis(500));
-        assert_eq!(throttle.check(alice, "alice"), Ok(()));
+        assert!(throttle.attempt(alice, "alice").is_ok());
         assert_eq!(throttle.sweep(), 0, "the passed window is dropped");
+    }
+
+    #[test]
+    fn concurrent_attempts_cannot_exceed_the_budget() {
+        let throttle = Throttle::new(3, Duration::from_secs(10));
+        let bob = client("192.0.2.3");
+        let in_flight: Vec<_> =
+            (0..3).map(|_| throttle.attempt(bob, "bob").expect("within budget")).collect();
+        assert_eq!(throttle.attempt(bob, "bob").err(), Some(1), "three are being checked");
+        drop(in_flight);
+        assert!(throttle.attempt(bob, "bob").is_ok(), "unsettled attempts stop counting");
+        let winner = throttle.attempt(bob, "bob").unwrap();
+        fail(&throttle, bob, "bob");
+        winner.succeeded();
+        assert_eq!(throttle.sweep(), 0, "a success clears the pair");
     }
 
     #[test]
     fn an_ipv6_client_counts_by_its_slash_64() {
         let throttle = Throttle::new(1, Duration::from_secs(10));
-        throttle.record_failure(client("2001:db8:1:2::1"), "bob");
-        assert!(throttle.check(client("2001:db8:1:2:ffff::9"), "bob").is_err());
-        assert!(throttle.check(client("2001:db8:1:3::1"), "bob").is_ok());
+        fail(&throttle, client("2001:db8:1:2::1"), "bob");
+        assert!(throttle.attempt(client("2001:db8:1:2:ffff::9"), "bob").is_err());
+        assert!(throttle.attempt(client("2001:db8:1:3::1"), "bob").is_ok());
     }
 
     #[test]
@@ -216,7 +279,9 @@ mod tests {
         let throttle = Throttle::new(5, Duration::from_secs(300));
         let long_name = "x".repeat(1_000);
         for i in 0..(MAX_PAIRS as u32 + 1_000) {
-            throttle.record_failure(Some(IpAddr::from(i.to_be_bytes())), &long_name);
+            if let Ok(attempt) = throttle.attempt(Some(IpAddr::from(i.to_be_bytes())), &long_name) {
+                attempt.failed();
+            }
         }
         assert_eq!(throttle.sweep(), MAX_PAIRS);
     }

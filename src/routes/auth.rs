@@ -141,8 +141,7 @@ async fn login(
     auth: &State<Auth>,
 ) -> Result<TokenResponse, ApiError> {
     let Credentials { username, password } = body.0;
-    let client = device.0.ip;
-    auth.throttle.check(client, &username).map_err(ApiError::TooManyRequests)?;
+    let attempt = auth.throttle.attempt(device.0.ip, &username).map_err(ApiError::TooManyRequests)?;
     let ticket = auth.passwords.ticket()?;
     // A name that could never have registered is just an unknown user: same
     // answer, same argon2 work.
@@ -152,11 +151,11 @@ async fn login(
     drop(ticket);
     match (verified, user) {
         (true, Some(user)) => {
-            auth.throttle.record_success(client, &username);
+            attempt.succeeded();
             start_session(db, auth, &user, device.0).await
         }
         _ => {
-            auth.throttle.record_failure(client, &username);
+            attempt.failed();
             Err(ApiError::InvalidCredentials)
         }
     }
