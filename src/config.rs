@@ -66,6 +66,13 @@ pub struct AppConfig {
     /// password hashing at once; beyond it, 503 at once.
     #[serde(default = "defaults::hash_queue")]
     pub hash_queue: usize,
+    /// The `Secure` attribute on every cookie.
+    #[serde(default = "defaults::cookie_secure")]
+    pub cookie_secure: bool,
+    /// Exact origins allowed to call the API from a browser with
+    /// credentials; `*` is refused.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 mod defaults {
@@ -98,6 +105,9 @@ mod defaults {
     pub fn hash_queue() -> usize {
         64
     }
+    pub fn cookie_secure() -> bool {
+        true
+    }
 }
 
 /// Why the service refuses to start.
@@ -109,6 +119,11 @@ pub enum ConfigError {
     OutOfRange { key: &'static str, value: u64, min: u64, max: u64, unit: &'static str },
     #[error("issuer must not be empty")]
     EmptyIssuer,
+    #[error(
+        "cors_allowed_origins: {0:?} is not an exact origin (scheme://host[:port], no path); \
+         `*` is refused because credentials are allowed"
+    )]
+    BadOrigin(String),
     #[error(
         "jwt_secret is {0} bytes long; it must be at least {MIN_SECRET_BYTES} bytes \
          (set ROCKET_JWT_SECRET to a longer value, or unset it to have one generated)"
@@ -149,6 +164,9 @@ impl AppConfig {
         if config.issuer.is_empty() {
             return Err(ConfigError::EmptyIssuer);
         }
+        if let Some(bad) = config.cors_allowed_origins.iter().find(|origin| !is_exact_origin(origin)) {
+            return Err(ConfigError::BadOrigin(bad.clone()));
+        }
         Ok(config)
     }
 
@@ -169,6 +187,28 @@ impl AppConfig {
         }
         Ok(secret)
     }
+}
+
+/// `http(s)://host[:port]` and nothing more, as browsers send it in
+/// `Origin` (lowercase scheme and host, no trailing slash).
+fn is_exact_origin(origin: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 literal: [address] or [address]:port.
+        Some(v6) => match v6.split_once(']') {
+            Some((address, "")) => (address, None),
+            Some((address, rest)) => (address, Some(rest.strip_prefix(':').unwrap_or(""))),
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
+        && port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0) && !port.starts_with(['+', '0']))
 }
 
 fn load_or_generate_secret(data_dir: &Path) -> Result<Secret, ConfigError> {
@@ -243,6 +283,8 @@ impl fmt::Debug for AppConfig {
             .field("login_max_failures", &self.login_max_failures)
             .field("login_failure_window", &self.login_failure_window)
             .field("hash_queue", &self.hash_queue)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
             .finish()
     }
 }

@@ -24,7 +24,7 @@ pub const REALM: &str = "jwt-blocklist";
 pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("Missing Bearer token in the Authorization header")]
+    #[error("Missing Bearer token in the Authorization header (or access cookie)")]
     MissingToken,
     #[error("{0}")]
     InvalidToken(String),
@@ -36,6 +36,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("The current password is wrong")]
     WrongPassword,
+    #[error("Missing or mismatched X-CSRF-Token header")]
+    CsrfFailed,
     #[error("No such resource")]
     NotFound,
     #[error("Username is already taken")]
@@ -69,7 +71,7 @@ impl ApiError {
             | ApiError::TokenExpired
             | ApiError::TokenRevoked
             | ApiError::InvalidCredentials => Status::Unauthorized,
-            ApiError::WrongPassword => Status::Forbidden,
+            ApiError::WrongPassword | ApiError::CsrfFailed => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::UsernameTaken => Status::Conflict,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
@@ -88,6 +90,7 @@ impl ApiError {
             ApiError::TokenExpired => "token_expired",
             ApiError::TokenRevoked => "token_revoked",
             ApiError::InvalidCredentials | ApiError::WrongPassword => "invalid_credentials",
+            ApiError::CsrfFailed => "csrf_failed",
             ApiError::NotFound => "not_found",
             ApiError::UsernameTaken => "username_taken",
             ApiError::PayloadTooLarge => "payload_too_large",

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod error;
 pub mod purge;
@@ -53,7 +54,9 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(auth::throttle_sweeper())
         .attach(db::stage())
         .attach(purge::stage())
+        .attach(cors::Cors)
         .mount("/auth", routes::auth_routes())
         .mount("/", routes::routes())
+        .mount("/", rocket::routes![cors::preflight])
         .register("/", error::catchers())
 }

@@ -1,23 +1,38 @@
-//! Request guards for Bearer access tokens. They compose:
-//! [`VerifiedAccessToken`] checks the header, signature and claims;
-//! [`AccessToken`] builds on it and adds the revocation check, failing closed
-//! (503) when the database cannot answer.
+//! Request guards for access tokens. They compose, each adding one check:
+//!
+//! - [`VerifiedAccessToken`]: the token from `Authorization: Bearer` or,
+//!   failing that, the `jbl_access` cookie (the header wins when both are
+//!   there); signature and claims checked.
+//! - [`AccessToken`]: builds on it; a cookie-authenticated POST, PUT, PATCH
+//!   or DELETE must carry the session's CSRF token (403 otherwise), then the
+//!   revocation check, failing closed (503) when the database cannot answer.
+//!
+//! Routes take [`AccessToken`], so none can skip CSRF or revocation.
 
+use rocket::http::Method;
 use rocket::outcome::{try_outcome, Outcome};
 use rocket::request::{FromRequest, Request};
 use rocket_db_pools::Database;
 
 use super::jwt::{Claims, TokenType};
-use super::Auth;
+use super::{cookies, csrf, Auth};
 use crate::db::{Db, Store};
 use crate::error::{fail, ApiError, GuardOutcome};
 
+/// How a token came with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Bearer,
+    Cookie,
+}
+
 /// An access token with a valid signature and claims; revocation NOT checked.
 /// A building block: routes take [`AccessToken`].
-pub struct VerifiedAccessToken(pub Claims);
+pub struct VerifiedAccessToken(pub Claims, pub Via);
 
-/// A valid access token whose `jti` and `sid` are not revoked.
-pub struct AccessToken(pub Claims);
+/// A valid access token whose `jti` and `sid` are not revoked (and, for a
+/// cookie-authenticated unsafe request, whose CSRF token was presented).
+pub struct AccessToken(pub Claims, pub Via);
 
 /// The token of `Authorization: Bearer <token>`; the scheme name is matched
 /// case-insensitively. An empty token or another scheme counts as none.
@@ -25,6 +40,15 @@ fn bearer<'r>(request: &'r Request<'_>) -> Option<&'r str> {
     let (scheme, token) = request.headers().get_one("Authorization")?.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The token the request presents, and how.
+fn presented<'r>(request: &'r Request<'_>) -> Option<(&'r str, Via)> {
+    if let Some(token) = bearer(request) {
+        return Some((token, Via::Bearer));
+    }
+    let cookie = request.cookies().get(cookies::ACCESS)?;
+    (!cookie.value().is_empty()).then(|| (cookie.value(), Via::Cookie))
 }
 
 #[rocket::async_trait]
@@ -35,11 +59,11 @@ impl<'r> FromRequest<'r> for VerifiedAccessToken {
         let Some(auth) = request.rocket().state::<Auth>() else {
             return fail(request, ApiError::Internal);
         };
-        let Some(token) = bearer(request) else {
+        let Some((token, via)) = presented(request) else {
             return fail(request, ApiError::MissingToken);
         };
         match auth.jwt.verify(token, TokenType::Access) {
-            Ok(claims) => Outcome::Success(VerifiedAccessToken(claims)),
+            Ok(claims) => Outcome::Success(VerifiedAccessToken(claims, via)),
             Err(error) => fail(request, error),
         }
     }
@@ -50,14 +74,51 @@ impl<'r> FromRequest<'r> for AccessToken {
     type Error = ApiError;
 
     async fn from_request(request: &'r Request<'_>) -> GuardOutcome<Self> {
-        let VerifiedAccessToken(claims) = try_outcome!(request.guard::<VerifiedAccessToken>().await);
+        let VerifiedAccessToken(claims, via) = try_outcome!(request.guard::<VerifiedAccessToken>().await);
+        if via == Via::Cookie && is_unsafe(request.method()) {
+            if let Err(error) = ensure_csrf(request, &claims) {
+                return fail(request, error);
+            }
+        }
         let Some(db) = Db::fetch(request.rocket()) else {
             return fail(request, ApiError::Internal);
         };
         match ensure_not_revoked(db, &claims).await {
-            Ok(()) => Outcome::Success(AccessToken(claims)),
+            Ok(()) => Outcome::Success(AccessToken(claims, via)),
             Err(error) => fail(request, error),
         }
+    }
+}
+
+/// POST, PUT, PATCH and DELETE change things; GET, HEAD and OPTIONS must not.
+pub fn is_unsafe(method: Method) -> bool {
+    matches!(method, Method::Post | Method::Put | Method::Patch | Method::Delete)
+}
+
+/// The request's `X-CSRF-Token` must be the one the token's claim binds.
+fn ensure_csrf(request: &Request<'_>, claims: &Claims) -> Result<(), ApiError> {
+    check_csrf(claims, request.headers().get_one(csrf::HEADER))
+}
+
+/// `presented` (the `X-CSRF-Token` header) must be what the claim binds; a
+/// token without the claim (a Bearer session's) matches nothing.
+pub fn check_csrf(claims: &Claims, presented: Option<&str>) -> Result<(), ApiError> {
+    match (claims.csrf.as_deref(), presented) {
+        (Some(bound), Some(presented)) if csrf::matches(bound, presented) => Ok(()),
+        _ => Err(ApiError::CsrfFailed),
+    }
+}
+
+/// The `X-CSRF-Token` header, for routes that authenticate by a cookie other
+/// than the access cookie (refresh).
+pub struct CsrfHeader<'r>(pub Option<&'r str>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CsrfHeader<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        Outcome::Success(CsrfHeader(request.headers().get_one(csrf::HEADER)))
     }
 }
 

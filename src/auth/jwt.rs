@@ -39,6 +39,9 @@ struct WireClaims {
     token_type: TokenType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     username: Option<String>,
+    /// Cookie sessions: the binding to the CSRF token (see `csrf.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    csrf: Option<String>,
 }
 
 /// The claims of a token whose signature and claims all checked out.
@@ -52,6 +55,8 @@ pub struct Claims {
     pub expires_at: DateTime<Utc>,
     /// Present in access tokens.
     pub username: Option<String>,
+    /// Present in both tokens of a cookie session: the CSRF binding.
+    pub csrf: Option<String>,
 }
 
 /// A freshly signed token.
@@ -73,6 +78,8 @@ pub struct NewToken<'a> {
     pub jti: Uuid,
     pub now: DateTime<Utc>,
     pub ttl_seconds: u64,
+    /// For cookie sessions: the binding of the session's CSRF token.
+    pub csrf: Option<&'a str>,
 }
 
 /// Signing and verification keys plus the validation rules, built once.
@@ -108,7 +115,7 @@ impl Jwt {
 
     /// Signs `token`.
     pub fn issue(&self, token: NewToken<'_>) -> Result<Issued, ApiError> {
-        let NewToken { token_type, user_id, username, sid, jti, now, ttl_seconds } = token;
+        let NewToken { token_type, user_id, username, sid, jti, now, ttl_seconds, csrf } = token;
         let exp = now.timestamp() + ttl_seconds as i64;
         let claims = WireClaims {
             iss: self.issuer.clone(),
@@ -120,6 +127,7 @@ impl Jwt {
             sid: sid.to_string(),
             token_type,
             username: username.map(str::to_owned),
+            csrf: csrf.map(str::to_owned),
         };
         let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding).map_err(|e| {
             log::error!("cannot sign a token: {e}");
@@ -159,6 +167,7 @@ impl Jwt {
             issued_at: timestamp(wire.iat)?,
             expires_at: timestamp(wire.exp)?,
             username: wire.username,
+            csrf: wire.csrf,
         })
     }
 }

@@ -1,19 +1,21 @@
 //! `/auth/*` for accounts and tokens: register, login (throttled, and shed
 //! when the hashing queue is full), refresh (with rotation and reuse
-//! detection) and me. Logout is in `logout.rs`, sessions in `sessions.rs`.
+//! detection, from the body or the refresh cookie) and me. Tokens are issued
+//! in `issue.rs`, logout is in `logout.rs`, sessions in `sessions.rs`.
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use rocket::http::{Header, Status};
+use rocket::http::{CookieJar, Status};
 use rocket::serde::json::Json;
-use rocket::{get, post, routes, Responder, Route, State};
+use rocket::{get, post, routes, Route, State};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::device::ClientDevice;
-use super::json::{JsonBody, RequestBody};
-use crate::auth::guard::AccessToken;
-use crate::auth::jwt::{NewToken, TokenType};
-use crate::auth::Auth;
+use super::issue::{issue, Grant, TokenResponse, Transport};
+use super::json::{JsonBody, OptionalJsonBody, RequestBody};
+use crate::auth::guard::{check_csrf, AccessToken, CsrfHeader};
+use crate::auth::jwt::TokenType;
+use crate::auth::{cookies, Auth};
 use crate::db::{Db, Device, NewSession, Rotation, RotationOutcome, User};
 use crate::error::ApiError;
 
@@ -32,12 +34,25 @@ impl RequestBody for Credentials {
 }
 
 #[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    transport: Transport,
+}
+
+impl RequestBody for LoginRequest {
+    const FIELDS: &'static [&'static str] = &["username", "password"];
+}
+
+/// Without `refresh_token` (or without a body), the refresh cookie is used.
+#[derive(Deserialize)]
 struct RefreshRequest {
-    refresh_token: String,
+    refresh_token: Option<String>,
 }
 
 impl RequestBody for RefreshRequest {
-    const FIELDS: &'static [&'static str] = &["refresh_token"];
+    const FIELDS: &'static [&'static str] = &[];
 }
 
 #[derive(Serialize)]
@@ -55,33 +70,6 @@ impl From<&User> for UserView {
 
 pub(super) fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-#[derive(Serialize)]
-struct TokenPair {
-    access_token: String,
-    refresh_token: String,
-    token_type: &'static str,
-    expires_in: u64,
-    refresh_expires_in: u64,
-}
-
-/// Token responses must not be cached (RFC 6749 §5.1).
-#[derive(Responder)]
-struct TokenResponse {
-    body: Json<TokenPair>,
-    cache_control: Header<'static>,
-    pragma: Header<'static>,
-}
-
-impl From<TokenPair> for TokenResponse {
-    fn from(pair: TokenPair) -> Self {
-        TokenResponse {
-            body: Json(pair),
-            cache_control: Header::new("Cache-Control", "no-store"),
-            pragma: Header::new("Pragma", "no-cache"),
-        }
-    }
 }
 
 /// 3-32 characters of `[A-Za-z0-9_.-]`.
@@ -135,12 +123,13 @@ async fn register(
 /// shed (503) if the hashing queue is full; only then is a hash spent.
 #[post("/login", data = "<body>")]
 async fn login(
-    body: JsonBody<Credentials>,
+    body: JsonBody<LoginRequest>,
     device: ClientDevice,
+    jar: &CookieJar<'_>,
     db: &Db,
     auth: &State<Auth>,
 ) -> Result<TokenResponse, ApiError> {
-    let Credentials { username, password } = body.0;
+    let LoginRequest { username, password, transport } = body.0;
     let attempt = auth.throttle.attempt(device.0.ip, &username).map_err(ApiError::TooManyRequests)?;
     let ticket = auth.passwords.ticket()?;
     // A name that could never have registered is just an unknown user: same
@@ -152,7 +141,7 @@ async fn login(
     match (verified, user) {
         (true, Some(user)) => {
             attempt.succeeded();
-            start_session(db, auth, &user, device.0).await
+            start_session(db, auth, jar, &user, device.0, transport).await
         }
         _ => {
             attempt.failed();
@@ -170,57 +159,49 @@ fn session_expiry(auth: &Auth, now: DateTime<Utc>) -> DateTime<Utc> {
     now + chrono::Duration::seconds(session_ttl(auth) as i64)
 }
 
-fn token_pair(
-    auth: &Auth,
-    user: &User,
-    sid: Uuid,
-    now: DateTime<Utc>,
-    refresh_jti: Uuid,
-) -> Result<TokenPair, ApiError> {
-    let config = &auth.config;
-    let token = |token_type, username, jti, ttl_seconds| NewToken {
-        token_type,
-        user_id: user.id,
-        username,
-        sid,
-        jti,
-        now,
-        ttl_seconds,
-    };
-    let access = auth.jwt.issue(token(
-        TokenType::Access,
-        Some(&user.username),
-        Uuid::new_v4(),
-        config.access_token_ttl,
-    ))?;
-    let refresh = auth.jwt.issue(token(TokenType::Refresh, None, refresh_jti, config.refresh_token_ttl))?;
-    Ok(TokenPair {
-        access_token: access.token,
-        refresh_token: refresh.token,
-        token_type: "Bearer",
-        expires_in: config.access_token_ttl,
-        refresh_expires_in: config.refresh_token_ttl,
-    })
-}
-
 /// Commits the session, then signs its tokens: a logout-all that commits
 /// before the session row is seen by nothing signed earlier (see
 /// `Store::revoke_user_sessions`).
-async fn start_session(db: &Db, auth: &Auth, user: &User, device: Device) -> Result<TokenResponse, ApiError> {
+async fn start_session(
+    db: &Db,
+    auth: &Auth,
+    jar: &CookieJar<'_>,
+    user: &User,
+    device: Device,
+    transport: Transport,
+) -> Result<TokenResponse, ApiError> {
     let sid = Uuid::new_v4();
     let now = Utc::now();
     let (refresh_jti, expires_at) = (Uuid::new_v4(), session_expiry(auth, now));
     db.insert_session(&NewSession { id: sid, user_id: user.id, refresh_jti, expires_at, device }).await?;
-    Ok(token_pair(auth, user, sid, now, refresh_jti)?.into())
+    issue(auth, jar, Grant { user, sid, refresh_jti, now, transport })
 }
 
+/// The refresh token comes from the body or, failing that, from the refresh
+/// cookie, which needs the CSRF header like any cookie-authenticated POST.
+/// The answer has the shape of the login that started the session.
 #[post("/refresh", data = "<body>")]
 async fn refresh(
-    body: JsonBody<RefreshRequest>,
+    body: OptionalJsonBody<RefreshRequest>,
+    csrf: CsrfHeader<'_>,
+    jar: &CookieJar<'_>,
     db: &Db,
     auth: &State<Auth>,
 ) -> Result<TokenResponse, ApiError> {
-    let claims = auth.jwt.verify(&body.0.refresh_token, TokenType::Refresh)?;
+    let in_body = body.0.and_then(|body| body.refresh_token);
+    let claims = match (in_body, jar.get(cookies::REFRESH)) {
+        (Some(token), _) => auth.jwt.verify(&token, TokenType::Refresh)?,
+        (None, Some(cookie)) => {
+            let claims = auth.jwt.verify(cookie.value(), TokenType::Refresh)?;
+            check_csrf(&claims, csrf.0)?;
+            claims
+        }
+        (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "Missing field `refresh_token` (and no refresh cookie)".into(),
+            ))
+        }
+    };
     let user = db
         .user_by_id(claims.user_id)
         .await?
@@ -237,7 +218,10 @@ async fn refresh(
         now,
     };
     match db.rotate_refresh(&rotation).await? {
-        RotationOutcome::Rotated => Ok(token_pair(auth, &user, claims.sid, now, next_jti)?.into()),
+        RotationOutcome::Rotated => {
+            let transport = if claims.csrf.is_some() { Transport::Cookie } else { Transport::Bearer };
+            issue(auth, jar, Grant { user: &user, sid: claims.sid, refresh_jti: next_jti, now, transport })
+        }
         RotationOutcome::Reused => {
             log::warn!("refresh token reuse: session {} of user {} revoked", claims.sid, user.id);
             Err(ApiError::TokenRevoked)

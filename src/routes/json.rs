@@ -24,6 +24,10 @@ pub trait RequestBody: DeserializeOwned {
 /// A JSON object body parsed into `T` under the contract's error rules.
 pub struct JsonBody<T>(pub T);
 
+/// A JSON body that may be left out: an empty body (whatever its content
+/// type) is `None`; any other follows [`JsonBody`]'s rules.
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
 #[rocket::async_trait]
 impl<'r, T: RequestBody> FromData<'r> for JsonBody<T> {
     type Error = ApiError;
@@ -36,10 +40,38 @@ impl<'r, T: RequestBody> FromData<'r> for JsonBody<T> {
     }
 }
 
-async fn parse<T: RequestBody>(request: &Request<'_>, data: Data<'_>) -> Result<T, ApiError> {
-    if !request.content_type().is_some_and(|ct| ct.is_json()) {
-        return Err(ApiError::InvalidRequest("Content-Type must be application/json".into()));
+#[rocket::async_trait]
+impl<'r, T: RequestBody> FromData<'r> for OptionalJsonBody<T> {
+    type Error = ApiError;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let body = match read(data).await {
+            Ok(bytes) if bytes.is_empty() => Ok(None),
+            Ok(bytes) => ensure_json(request).and_then(|()| decode(&bytes)).map(Some),
+            Err(error) => Err(error),
+        };
+        match body {
+            Ok(body) => Outcome::Success(OptionalJsonBody(body)),
+            Err(error) => fail(request, error),
+        }
     }
+}
+
+async fn parse<T: RequestBody>(request: &Request<'_>, data: Data<'_>) -> Result<T, ApiError> {
+    ensure_json(request)?;
+    decode(&read(data).await?)
+}
+
+fn ensure_json(request: &Request<'_>) -> Result<(), ApiError> {
+    if request.content_type().is_some_and(|ct| ct.is_json()) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidRequest("Content-Type must be application/json".into()))
+    }
+}
+
+/// The body, up to the limit (413 beyond it).
+async fn read(data: Data<'_>) -> Result<Vec<u8>, ApiError> {
     let bytes = data
         .open(BODY_LIMIT_KIB.kibibytes())
         .into_bytes()
@@ -48,7 +80,11 @@ async fn parse<T: RequestBody>(request: &Request<'_>, data: Data<'_>) -> Result<
     if !bytes.is_complete() {
         return Err(ApiError::PayloadTooLarge);
     }
-    let value: Value = serde_json::from_slice(&bytes)
+    Ok(bytes.into_inner())
+}
+
+fn decode<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::InvalidRequest(format!("Malformed JSON: {e}")))?;
     let Value::Object(fields) = &value else {
         return Err(ApiError::InvalidRequest("The body must be a JSON object".into()));

@@ -3,13 +3,14 @@
 //! `POST /auth/revoke` (RFC 7009, by possession of the token).
 
 use chrono::Utc;
+use rocket::http::CookieJar;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{post, routes, Route, State};
 
 use super::form::FormBody;
-use crate::auth::guard::AccessToken;
+use crate::auth::guard::{AccessToken, Via};
 use crate::auth::jwt::{Claims, TokenType};
-use crate::auth::Auth;
+use crate::auth::{cookies, Auth};
 use crate::db::{Db, Presented, Reason, Revocation, SessionSweep};
 use crate::error::ApiError;
 
@@ -19,16 +20,26 @@ pub fn routes() -> Vec<Route> {
 
 /// `local` (the default): this token and its session. `others`: every other
 /// session of the user. `global`: every session, as logout-all. An unknown
-/// scope is 422 and revokes nothing.
+/// scope is 422 and revokes nothing. When the caller's own session ends and
+/// it came by cookie, the cookies are cleared.
 #[post("/logout?<scope>")]
 async fn logout(
     token: AccessToken,
     scope: Option<&str>,
+    jar: &CookieJar<'_>,
     db: &Db,
     auth: &State<Auth>,
 ) -> Result<Json<Value>, ApiError> {
-    let claims = token.0;
-    match scope.unwrap_or("local") {
+    let AccessToken(claims, via) = token;
+    let answer = logout_scoped(scope.unwrap_or("local"), &claims, db, auth).await?;
+    if via == Via::Cookie && scope != Some("others") {
+        cookies::clear(jar, &auth.config);
+    }
+    Ok(answer)
+}
+
+async fn logout_scoped(scope: &str, claims: &Claims, db: &Db, auth: &Auth) -> Result<Json<Value>, ApiError> {
+    match scope {
         "local" => {
             let revocation = Revocation {
                 jti: claims.jti,
@@ -40,20 +51,29 @@ async fn logout(
             Ok(Json(json!({ "message": "Successfully logged out" })))
         }
         "others" => {
-            let revoked = sweep(db, auth, &claims, Some(claims.sid), Reason::LogoutOthers).await?;
+            let revoked = sweep(db, auth, claims, Some(claims.sid), Reason::LogoutOthers).await?;
             Ok(Json(json!({
                 "message": "Successfully logged out of all other sessions",
                 "revoked_sessions": revoked,
             })))
         }
-        "global" => logout_everywhere(db, auth, &claims).await,
+        "global" => logout_everywhere(db, auth, claims).await,
         _ => Err(ApiError::InvalidInput("scope must be local, others or global".into())),
     }
 }
 
 #[post("/logout-all")]
-async fn logout_all(token: AccessToken, db: &Db, auth: &State<Auth>) -> Result<Json<Value>, ApiError> {
-    logout_everywhere(db, auth, &token.0).await
+async fn logout_all(
+    token: AccessToken,
+    jar: &CookieJar<'_>,
+    db: &Db,
+    auth: &State<Auth>,
+) -> Result<Json<Value>, ApiError> {
+    let answer = logout_everywhere(db, auth, &token.0).await?;
+    if token.1 == Via::Cookie {
+        cookies::clear(jar, &auth.config);
+    }
+    Ok(answer)
 }
 
 async fn logout_everywhere(db: &Db, auth: &Auth, claims: &Claims) -> Result<Json<Value>, ApiError> {

@@ -3,16 +3,20 @@
 //! - `auth.rs`: `/auth/register`, `/auth/login`, `/auth/refresh`, `/auth/me`
 //! - `logout.rs`: `/auth/logout`, `/auth/logout-all`, `/auth/revoke` (RFC 7009)
 //! - `sessions.rs`: `/auth/sessions`, `/auth/sessions/{id}`, `/auth/password`
+//! - `page.rs`: `/`, the demo page (`demo.html`)
 //! - this file: `/protected`, `/health`
 //!
 //! Request bodies go through `json.rs` (JSON) and `form.rs` (forms); the
-//! client's address and user agent through `device.rs`.
+//! client's address and user agent through `device.rs`; login and refresh
+//! answer through `issue.rs` (Bearer pair or cookies).
 
 pub mod auth;
 pub mod device;
 pub mod form;
+pub mod issue;
 pub mod json;
 pub mod logout;
+pub mod page;
 pub mod sessions;
 
 use rocket::http::Status;
@@ -34,7 +38,7 @@ pub fn auth_routes() -> Vec<Route> {
 
 /// Routes mounted at `/`.
 pub fn routes() -> Vec<Route> {
-    routes![protected, health]
+    routes![page::demo, protected, health]
 }
 
 /// Answered from the verified claims and the revocation check alone: the

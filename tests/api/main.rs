@@ -3,8 +3,11 @@
 
 mod helpers;
 
+mod browser;
 mod cache;
 mod config;
+mod cookies;
+mod cors;
 mod endpoints;
 mod expiry;
 mod input;

@@ -66,10 +66,12 @@ impl TestApp {
         let www_authenticate = response.headers().get_one("WWW-Authenticate").map(str::to_owned);
         let cache_control = response.headers().get_one("Cache-Control").map(str::to_owned);
         let retry_after = response.headers().get_one("Retry-After").map(str::to_owned);
+        let headers =
+            response.headers().iter().map(|h| (h.name().to_string(), h.value().to_owned())).collect();
         let content_type = response.content_type().map(|ct| ct.to_string());
         let text = response.into_string().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        TestResponse { status, body, www_authenticate, cache_control, content_type, retry_after }
+        TestResponse { status, body, www_authenticate, cache_control, content_type, retry_after, headers }
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
@@ -157,6 +159,13 @@ impl TestApp {
         self.post_authorized("/auth/logout", &format!("Bearer {access_token}")).await
     }
 
+    /// Asserts that the session of `tokens` is over: its access token and
+    /// its refresh token are both refused as revoked.
+    pub async fn assert_session_ended(&self, tokens: &Tokens) {
+        self.protected(&tokens.access).await.assert_token_error("token_revoked");
+        self.refresh(&tokens.refresh).await.assert_token_error("token_revoked");
+    }
+
     /// Registers `username` (password `PASSWORD`) and logs in.
     pub async fn signup(&self, username: &str) -> Tokens {
         let registered = self.register(username, PASSWORD).await;
@@ -197,9 +206,31 @@ pub struct TestResponse {
     pub cache_control: Option<String>,
     pub content_type: Option<String>,
     pub retry_after: Option<String>,
+    /// Every header, in order (`Set-Cookie` may repeat).
+    pub headers: Vec<(String, String)>,
 }
 
 impl TestResponse {
+    /// The first header named `name` (case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The `Set-Cookie` header for cookie `name`, split into its value and
+    /// its attributes (lowercased names, `Name=value` kept as given).
+    pub fn set_cookie(&self, name: &str) -> Option<(String, Vec<String>)> {
+        let prefix = format!("{name}=");
+        let line = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+            .map(|(_, v)| v)
+            .find(|v| v.starts_with(&prefix))?;
+        let mut parts = line.split(';').map(str::trim);
+        let value = parts.next()?.trim_start_matches(&prefix).to_owned();
+        Some((value, parts.map(str::to_owned).collect()))
+    }
+
     /// Asserts the contract's error shape: status, code, a description, JSON.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {

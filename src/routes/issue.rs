@@ -1,0 +1,122 @@
+//! Issuing a session's tokens in the transport the session uses: a Bearer
+//! pair in the body, or (`"transport": "cookie"`) the three cookies with only
+//! the CSRF token in the body. Login and refresh both answer through here.
+
+use chrono::{DateTime, Utc};
+use rocket::http::{CookieJar, Header};
+use rocket::serde::json::Json;
+use rocket::Responder;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::cookies::{self, SessionCookies};
+use crate::auth::csrf::CsrfToken;
+use crate::auth::jwt::{NewToken, TokenType};
+use crate::auth::Auth;
+use crate::db::User;
+use crate::error::ApiError;
+
+/// How a client wants its tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Bearer,
+    Cookie,
+}
+
+#[derive(Serialize)]
+pub struct TokenPair {
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_expires_in: u64,
+}
+
+/// A cookie session's answer: the tokens are in the cookies.
+#[derive(Serialize)]
+pub struct CookieSession {
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_expires_in: u64,
+    csrf_token: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Issued {
+    Bearer(TokenPair),
+    Cookie(CookieSession),
+}
+
+/// Token responses must not be cached (RFC 6749 §5.1).
+#[derive(Responder)]
+pub struct TokenResponse {
+    body: Json<Issued>,
+    cache_control: Header<'static>,
+    pragma: Header<'static>,
+}
+
+/// What a session's new pair of tokens is made of.
+pub struct Grant<'a> {
+    pub user: &'a User,
+    pub sid: Uuid,
+    pub refresh_jti: Uuid,
+    pub now: DateTime<Utc>,
+    pub transport: Transport,
+}
+
+/// Signs the pair and answers in the grant's transport. Cookie sessions get a
+/// new CSRF token each time, bound into both tokens.
+pub fn issue(auth: &Auth, jar: &CookieJar<'_>, grant: Grant<'_>) -> Result<TokenResponse, ApiError> {
+    let config = &auth.config;
+    let csrf = (grant.transport == Transport::Cookie).then(CsrfToken::generate);
+    let binding = csrf.as_ref().map(|token| token.binding.as_str());
+    let token = |token_type, username, jti, ttl_seconds| NewToken {
+        token_type,
+        user_id: grant.user.id,
+        username,
+        sid: grant.sid,
+        jti,
+        now: grant.now,
+        ttl_seconds,
+        csrf: binding,
+    };
+    let username = Some(grant.user.username.as_str());
+    let access =
+        auth.jwt.issue(token(TokenType::Access, username, Uuid::new_v4(), config.access_token_ttl))?;
+    let refresh =
+        auth.jwt.issue(token(TokenType::Refresh, None, grant.refresh_jti, config.refresh_token_ttl))?;
+    let (expires_in, refresh_expires_in) = (config.access_token_ttl, config.refresh_token_ttl);
+    let issued = match csrf {
+        None => Issued::Bearer(TokenPair {
+            access_token: access.token,
+            refresh_token: refresh.token,
+            token_type: "Bearer",
+            expires_in,
+            refresh_expires_in,
+        }),
+        Some(csrf) => {
+            let session = SessionCookies {
+                access: &access.token,
+                refresh: &refresh.token,
+                csrf: &csrf.value,
+                expires_in,
+                refresh_expires_in,
+            };
+            cookies::set(jar, config, &session);
+            Issued::Cookie(CookieSession {
+                token_type: "cookie",
+                expires_in,
+                refresh_expires_in,
+                csrf_token: csrf.value,
+            })
+        }
+    };
+    Ok(TokenResponse {
+        body: Json(issued),
+        cache_control: Header::new("Cache-Control", "no-store"),
+        pragma: Header::new("Pragma", "no-cache"),
+    })
+}

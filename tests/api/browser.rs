@@ -1,0 +1,55 @@
+//! The demo page, end to end in a real browser: the service listens on a
+//! real port (0: the system picks), and `tests/browser/demo.mjs` drives the
+//! page in Debian's headless Chromium through playwright-core: register, log
+//! in, who am I, sessions and revoke, refresh, pages from other origins that
+//! try to log the user out, log out everywhere (the other device's stale
+//! session shows `token_revoked`) and log out. Chromium and the npm module are
+//! installed by `scripts/setup`; when they are missing this test fails, it
+//! does not skip. A screenshot of the page after login is saved under
+//! `target/tmp/` for a person to look at.
+
+use rocket::fairing::AdHoc;
+
+use crate::backend_tests;
+use crate::helpers::{random_secret, test_figment, Backend, TestDb};
+
+async fn the_demo_page_works_in_a_real_browser(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let figment =
+        test_figment(&db, &db.url(), &random_secret()).merge(("address", "127.0.0.1")).merge(("port", 0));
+    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();
+    let rocket = jwt_blocklist::rocket(figment).attach(AdHoc::on_liftoff("Report the port", move |rocket| {
+        let _ = port_tx.send(rocket.config().port);
+        let _ = shutdown_tx.send(rocket.shutdown());
+        Box::pin(async {})
+    }));
+    let server = tokio::spawn(rocket.launch());
+    let port = port_rx.await.expect("the server lifts off");
+    let shutdown = shutdown_rx.await.expect("a shutdown handle");
+
+    let screenshot =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-after-login-{backend:?}.png"));
+    let output = tokio::process::Command::new("node")
+        .arg("tests/browser/demo.mjs")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(&screenshot)
+        .output()
+        .await
+        .expect("node runs (scripts/setup installs it)");
+
+    shutdown.notify();
+    let _ = server.await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("ok - the other tab's stale session shows token_revoked"), "{stdout}");
+    assert!(
+        std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 0),
+        "a screenshot at {}",
+        screenshot.display()
+    );
+    println!("{stdout}screenshot: {}", screenshot.display());
+}
+
+backend_tests!(the_demo_page_works_in_a_real_browser);
