@@ -119,8 +119,9 @@ async fn register(
     Ok((Status::Created, Json(UserView::from(&user))))
 }
 
-/// Throttled per (client address, username) before anything else, then
-/// shed (503) if the hashing queue is full; only then is a hash spent.
+/// Throttled per (client address, username) before anything else (429 after
+/// the tarpit), then shed (503, at once) if the hashing queue is full; only
+/// then is a hash spent.
 #[post("/login", data = "<body>")]
 async fn login(
     body: JsonBody<LoginRequest>,
@@ -130,7 +131,13 @@ async fn login(
     auth: &State<Auth>,
 ) -> Result<TokenResponse, ApiError> {
     let LoginRequest { username, password, transport } = body.0;
-    let attempt = auth.throttle.attempt(device.0.ip, &username).map_err(ApiError::TooManyRequests)?;
+    let attempt = match auth.throttle.attempt(device.0.ip, &username) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            auth.throttle.tarpit().await;
+            return Err(ApiError::TooManyRequests(retry_after));
+        }
+    };
     let ticket = auth.passwords.ticket()?;
     // A name that could never have registered is just an unknown user: same
     // answer, same argon2 work.

@@ -14,11 +14,14 @@ use crate::helpers::{Backend, TestApp, TestResponse, PASSWORD};
 const HOME: &str = "192.0.2.10:40000";
 const ELSEWHERE: &str = "198.51.100.20:40000";
 
+/// An app whose refused logins are answered at once (the tarpit has its own
+/// test), with alice registered.
 async fn with_budget(backend: Backend, failures: u32) -> TestApp {
     let app = TestApp::spawn_with(backend, |figment| {
         figment.merge(("login_max_failures", failures)).merge(("login_failure_window", 300))
     })
     .await;
+    app.auth().throttle.set_tarpit(Duration::ZERO);
     assert_eq!(app.register("alice", PASSWORD).await.status, Status::Created);
     app
 }
@@ -109,6 +112,7 @@ async fn the_address_is_the_peer_unless_ip_header_is_configured(backend: Backend
         figment.merge(("login_max_failures", 1)).merge(("ip_header", "X-Real-IP"))
     })
     .await;
+    behind_proxy.auth().throttle.set_tarpit(Duration::ZERO);
     behind_proxy.register("alice", PASSWORD).await;
     login(&behind_proxy, "203.0.113.1").await.assert_error(401, "invalid_credentials");
     login(&behind_proxy, "203.0.113.2").await.assert_error(401, "invalid_credentials");
@@ -120,6 +124,7 @@ async fn a_full_hashing_queue_sheds_logins_and_registrations_at_once(backend: Ba
         figment.merge(("hash_queue", 1)).merge(("login_max_failures", 1))
     })
     .await;
+    app.auth().throttle.set_tarpit(Duration::ZERO);
     assert_eq!(app.register("alice", PASSWORD).await.status, Status::Created);
     app.login_from(ELSEWHERE, None, "alice", "wrong password").await.assert_error(401, "invalid_credentials");
 
@@ -140,7 +145,26 @@ async fn a_full_hashing_queue_sheds_logins_and_registrations_at_once(backend: Ba
     assert_eq!(app.register("bob", PASSWORD).await.status, Status::Created);
 }
 
+/// A refused login is held for the tarpit before its 429 (a lower bound
+/// only: nothing here depends on how fast the machine is).
+async fn a_refused_login_waits_in_the_tarpit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |figment| figment.merge(("login_max_failures", 1))).await;
+    app.register("alice", PASSWORD).await;
+    app.login_from(HOME, None, "alice", "wrong password").await.assert_error(401, "invalid_credentials");
+
+    let started = std::time::Instant::now();
+    let refused = app.login_from(HOME, None, "alice", PASSWORD).await;
+
+    assert_throttled(&refused, 300);
+    assert!(
+        started.elapsed() >= jwt_blocklist::auth::throttle::TARPIT,
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
 backend_tests!(
+    a_refused_login_waits_in_the_tarpit,
     failed_logins_past_the_budget_are_429_with_retry_after,
     unknown_usernames_count_like_known_ones,
     the_throttle_lifts_when_the_window_has_passed,
