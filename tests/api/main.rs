@@ -22,3 +22,4 @@ mod sessions;
 mod throttle;
 mod tokens;
 mod trust;
+mod views;
