@@ -1,37 +1,25 @@
-//! `jwt-blocklist` serves the API; `jwt-blocklist purge` runs one purge of
-//! expired rows and exits (for cron, or to purge at a chosen moment). All
-//! configuration comes from `Rocket.toml`, `ROCKET_*` variables and
-//! `DATABASE_URL`.
+//! The `jwt-blocklist` binary: the command line of `cli.rs`. With no command
+//! (or `serve`) it serves the API.
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use jwt_blocklist::cli::{Cli, Command};
+
 #[rocket::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     let figment = jwt_blocklist::figment();
-    let command = std::env::args().nth(1);
-    match command.as_deref() {
-        None | Some("serve") => match jwt_blocklist::rocket(figment).launch().await {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match jwt_blocklist::rocket(figment).launch().await {
             Ok(_) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("jwt-blocklist: {error}");
                 ExitCode::FAILURE
             }
         },
-        Some("purge") => match jwt_blocklist::purge::run_once(&figment).await {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("jwt-blocklist purge: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Some(_) => {
-            eprintln!("usage: jwt-blocklist [serve | purge]");
-            ExitCode::from(2)
-        }
+        command => jwt_blocklist::cli::run(command, &figment).await,
     }
 }

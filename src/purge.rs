@@ -15,15 +15,7 @@ use crate::db::{Db, DbError, PurgeCounts, Store};
 /// One purge outside the server (`jwt-blocklist purge`): connects with the
 /// same configuration, migrates if needed, purges, and reports.
 pub async fn run_once(figment: &rocket::figment::Figment) -> Result<String, String> {
-    let config = AppConfig::from_figment(figment).map_err(|e| e.to_string())?;
-    let db_config: rocket_db_pools::Config = figment
-        .focus("databases.main")
-        .join(("max_connections", 2))
-        .extract()
-        .map_err(|e| format!("invalid database configuration: {e}"))?;
-    let store = Store::connect(&db_config).await.map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    store.configure(config.leeway(), config.revocation_cache_capacity);
+    let (_, store) = crate::cli::open(figment).await?;
     let started = Instant::now();
     let result = purge_expired(&store).await.map_err(|e| e.to_string())?;
     store.close().await;

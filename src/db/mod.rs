@@ -189,9 +189,23 @@ impl Store {
 
     /// Ends one live session of the user's; false if there is none such (an
     /// unknown id, another user's session, or one already revoked or expired).
-    pub async fn revoke_session(&self, user_id: Uuid, sid: Uuid) -> Result<bool, DbError> {
+    pub async fn revoke_session(&self, user_id: Uuid, sid: Uuid, reason: Reason) -> Result<bool, DbError> {
         let now = Utc::now();
-        let listed = dispatch!(self.end_session(sid, user_id, None, Reason::SessionRevoked, now)).await?;
+        let listed = dispatch!(self.end_session(sid, user_id, None, reason, now)).await?;
+        self.remember(&listed);
+        Ok(!listed.is_empty())
+    }
+
+    /// The owner of a session, if the session exists (the command line).
+    pub async fn session_owner(&self, sid: Uuid) -> Result<Option<Uuid>, DbError> {
+        dispatch!(self.session_owner(sid)).await
+    }
+
+    /// Revokes one token unless it (or its session `sid`) is revoked
+    /// already; returns whether it was listed now.
+    pub async fn revoke_token(&self, token: &Revocation, sid: Uuid) -> Result<bool, DbError> {
+        let now = Utc::now();
+        let listed = dispatch!(self.list_unless_listed(token, sid, now)).await?;
         self.remember(&listed);
         Ok(!listed.is_empty())
     }
@@ -200,10 +214,19 @@ impl Store {
     /// refresh token's session if it is the session's current one; a token
     /// already revoked changes nothing. Returns whether anything was revoked.
     pub async fn revoke_presented(&self, presented: &Presented) -> Result<bool, DbError> {
-        let now = Utc::now();
-        let listed = dispatch!(self.revoke_presented(presented, now)).await?;
-        self.remember(&listed);
-        Ok(!listed.is_empty())
+        match *presented {
+            Presented::Access { jti, sid, user_id, expires_at } => {
+                let reason = Reason::ClientRevoked;
+                self.revoke_token(&Revocation { jti, expires_at, user_id: Some(user_id), reason }, sid).await
+            }
+            Presented::Refresh { jti, sid, user_id } => {
+                let now = Utc::now();
+                let listed =
+                    dispatch!(self.end_session(sid, user_id, Some(jti), Reason::ClientRevoked, now)).await?;
+                self.remember(&listed);
+                Ok(!listed.is_empty())
+            }
+        }
     }
 
     /// Whether the token's `jti` or its session `sid` is on the blocklist:

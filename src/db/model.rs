@@ -78,6 +78,8 @@ pub enum Reason {
     SessionRevoked,
     PasswordChanged,
     ClientRevoked,
+    /// An operator's (the command line, or a DBA's hand-made row).
+    Manual,
     RefreshRotated,
     RefreshReuse,
 }
@@ -91,6 +93,7 @@ impl Reason {
             Reason::SessionRevoked => "session_revoked",
             Reason::PasswordChanged => "password_changed",
             Reason::ClientRevoked => "client_revoked",
+            Reason::Manual => "manual",
             Reason::RefreshRotated => REFRESH_ROTATED,
             Reason::RefreshReuse => "refresh_reuse",
         }

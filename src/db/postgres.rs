@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, FromRow, Row};
 use uuid::Uuid;
 
 use super::model::Listed;
-use super::model::{Device, Presented, SessionInfo, SessionSweep};
+use super::model::{Device, SessionInfo, SessionSweep};
 use super::{DbError, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
 
 mod purge;
@@ -274,28 +274,31 @@ static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-pub(super) async fn revoke_presented(
+/// Lists `token` unless it or its session `sid` is listed already.
+pub(super) async fn list_unless_listed(
     pool: &PgPool,
-    presented: &Presented,
+    token: &Revocation,
+    sid: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
-    match *presented {
-        Presented::Access { jti, sid, user_id, expires_at } => {
-            let rows: Vec<ListedRow> = sqlx::query_as(LIST_UNLESS_LISTED.as_str())
-                .bind(jti)
-                .bind(expires_at)
-                .bind(sid)
-                .bind(user_id)
-                .bind(now)
-                .bind(Reason::ClientRevoked.as_str())
-                .fetch_all(pool)
-                .await?;
-            Ok(rows.into_iter().filter_map(listed).collect())
-        }
-        Presented::Refresh { jti, sid, user_id } => {
-            end_session(pool, sid, user_id, Some(jti), Reason::ClientRevoked, now).await
-        }
-    }
+    let rows: Vec<ListedRow> = sqlx::query_as(LIST_UNLESS_LISTED.as_str())
+        .bind(token.jti)
+        .bind(token.expires_at)
+        .bind(sid)
+        .bind(token.user_id)
+        .bind(now)
+        .bind(token.reason.as_str())
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().filter_map(listed).collect())
+}
+
+/// The owner of a session, if the session exists.
+pub(super) async fn session_owner(pool: &PgPool, sid: Uuid) -> Result<Option<Uuid>, DbError> {
+    Ok(sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
+        .bind(sid)
+        .fetch_optional(pool)
+        .await?)
 }
 
 /// A session sweep (logout-all, scope=others, password change) in one round

@@ -21,7 +21,7 @@ use sqlx::{ConnectOptions, SqliteConnection};
 use uuid::Uuid;
 
 use super::model::Listed;
-use super::model::{Device, Presented, SessionInfo, SessionSweep};
+use super::model::{Device, SessionInfo, SessionSweep};
 use super::{DbError, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
 
 mod purge;
@@ -287,26 +287,31 @@ pub(super) async fn end_session(
     Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 
-pub(super) async fn revoke_presented(
+/// Lists `token` unless it or its session `sid` is listed already.
+pub(super) async fn list_unless_listed(
     pool: &SqlitePool,
-    presented: &Presented,
+    token: &Revocation,
+    sid: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
-    let (jti, sid, user_id, expires_at) = match *presented {
-        Presented::Access { jti, sid, user_id, expires_at } => (jti, sid, user_id, expires_at),
-        Presented::Refresh { jti, sid, user_id } => {
-            return end_session(pool, sid, user_id, Some(jti), Reason::ClientRevoked, now).await;
-        }
-    };
     // The write lock first, so the check and the insert see one state.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    if is_listed(&mut tx, jti, sid).await? {
+    if is_listed(&mut tx, token.jti, sid).await? {
         return Ok(Vec::new());
     }
     let listed =
-        list_wanted(&mut tx, &[(jti, expires_at, Reason::ClientRevoked)], Some(user_id), now).await?;
+        list_wanted(&mut tx, &[(token.jti, token.expires_at, token.reason)], token.user_id, now).await?;
     tx.commit().await?;
     Ok(listed.into_iter().map(|(row, _)| row).collect())
+}
+
+/// The owner of a session, if the session exists.
+pub(super) async fn session_owner(pool: &SqlitePool, sid: Uuid) -> Result<Option<Uuid>, DbError> {
+    let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = ?1")
+        .bind(sid.to_string())
+        .fetch_optional(pool)
+        .await?;
+    owner.as_deref().map(parse_uuid).transpose()
 }
 
 /// Marks the session revoked; returns when its newest refresh token expires

@@ -63,7 +63,7 @@ async fn list(token: AccessToken, db: &Db) -> Result<Json<SessionList>, ApiError
 #[delete("/sessions/<id>")]
 async fn revoke_one(token: AccessToken, id: &str, db: &Db) -> Result<Json<Value>, ApiError> {
     let sid = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
-    if db.revoke_session(token.0.user_id, sid).await? {
+    if db.revoke_session(token.0.user_id, sid, Reason::SessionRevoked).await? {
         Ok(Json(json!({ "message": "Session revoked" })))
     } else {
         Err(ApiError::NotFound)

@@ -5,6 +5,7 @@ mod helpers;
 
 mod browser;
 mod cache;
+mod cli;
 mod config;
 mod cookies;
 mod cors;
