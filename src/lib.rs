@@ -13,6 +13,7 @@ pub mod cors;
 pub mod db;
 pub mod error;
 pub mod purge;
+pub mod request_id;
 pub mod routes;
 
 use std::path::PathBuf;
@@ -56,6 +57,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(db::stage())
         .attach(purge::stage())
         .attach(cors::Cors)
+        .attach(request_id::RequestIds)
         .mount("/auth", routes::auth_routes())
         .mount("/", routes::routes())
         .mount("/", rocket::routes![cors::preflight])

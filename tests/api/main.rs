@@ -16,6 +16,7 @@ mod outage;
 mod password;
 mod purge;
 mod refresh;
+mod request_id;
 mod revocation;
 mod rfc7009;
 mod roundtrips;
