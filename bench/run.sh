@@ -4,6 +4,7 @@
 #
 #   bench/run.sh [seconds per load run]        (default 15)
 #   bench/run.sh SECONDS storm                 only the login storm section
+#   bench/run.sh SECONDS protected             only start-up and GET /protected
 #
 # Needs Postgres on 127.0.0.1:5432 (BENCH_ADMIN_URL to change) and wrk
 # (installed from Debian if missing). Results go to stdout and to
@@ -146,6 +147,11 @@ A=$PID
 wait_live 18101
 wrk -t2 -c64 -d"${DURATION}s" -H "$AUTH" http://127.0.0.1:18101/protected >/dev/null
 say "resident memory after a ${DURATION}s load run: $(rss_mb "$A") MB"
+if [ "$ONLY" = protected ]; then
+    say ""
+    say "results saved to $OUT"
+    exit 0
+fi
 
 say ""
 say "## logouts (each one a distinct revocation)"

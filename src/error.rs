@@ -146,6 +146,8 @@ impl From<DbError> for ApiError {
             _ if error.is_username_taken() => ApiError::UsernameTaken,
             DbError::Unavailable(_) | DbError::Timeout => {
                 log::warn!("database unavailable: {error}");
+                let kind = if matches!(error, DbError::Timeout) { "timeout" } else { "unavailable" };
+                crate::metrics::database_error(kind);
                 ApiError::ServiceUnavailable
             }
             DbError::UniqueViolation(_)
@@ -154,6 +156,7 @@ impl From<DbError> for ApiError {
             | DbError::Config(_)
             | DbError::EventGap => {
                 log::error!("database error: {error:?}");
+                crate::metrics::database_error("other");
                 ApiError::Internal
             }
         }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod purge;
 pub mod request_id;
 pub mod routes;
@@ -52,6 +53,7 @@ pub fn with_defaults(base: Figment, database_url: Option<String>) -> Figment {
 /// The application, ready to launch (or to hand to a local test client).
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
+        .attach(metrics::RequestMetrics)
         .attach(auth::stage())
         .attach(auth::throttle_sweeper())
         .attach(db::stage())
@@ -60,6 +62,6 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(request_id::RequestIds)
         .mount("/auth", routes::auth_routes())
         .mount("/", routes::routes())
-        .mount("/", rocket::routes![cors::preflight])
+        .mount("/", rocket::routes![cors::preflight, metrics::scrape])
         .register("/", error::catchers())
 }

@@ -39,9 +39,18 @@ pub async fn purge_expired(store: &Store) -> Result<Option<PurgeCounts>, DbError
     log::info!("purge started");
     let result = store.purge_expired(BATCH_SIZE).await;
     match &result {
-        Ok(Some(counts)) => log::info!("purged {counts} in {:?}", started.elapsed()),
-        Ok(None) => log::info!("{SKIPPED}"),
-        Err(error) => log::warn!("purge failed after {:?}: {error}", started.elapsed()),
+        Ok(Some(counts)) => {
+            log::info!("purged {counts} in {:?}", started.elapsed());
+            crate::metrics::purge_run("ok", counts.revoked_tokens, counts.sessions);
+        }
+        Ok(None) => {
+            log::info!("{SKIPPED}");
+            crate::metrics::purge_run("skipped", 0, 0);
+        }
+        Err(error) => {
+            log::warn!("purge failed after {:?}: {error}", started.elapsed());
+            crate::metrics::purge_run("error", 0, 0);
+        }
     }
     result
 }

@@ -232,10 +232,13 @@ impl Store {
     /// Whether the token's `jti` or its session `sid` is on the blocklist:
     /// from memory while it is confirmed current, else from the database.
     pub async fn is_revoked(&self, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
-        match self.cache.check(jti, sid) {
-            Some(revoked) => Ok(revoked),
-            None => dispatch!(self.is_revoked(jti, sid)).await,
-        }
+        use crate::metrics::{revocation_check, CheckOutcome};
+        let (revoked, answered_by) = match self.cache.check(jti, sid) {
+            Some(revoked) => (revoked, CheckOutcome::Memory),
+            None => (dispatch!(self.is_revoked(jti, sid)).await?, CheckOutcome::Database),
+        };
+        revocation_check(if revoked { CheckOutcome::Revoked } else { answered_by });
+        Ok(revoked)
     }
 
     /// This instance's own revocations are in force here before it answers,

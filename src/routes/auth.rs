@@ -18,6 +18,7 @@ use crate::auth::jwt::TokenType;
 use crate::auth::{cookies, Auth};
 use crate::db::{Db, Device, NewSession, Rotation, RotationOutcome, User};
 use crate::error::ApiError;
+use crate::metrics;
 
 pub fn routes() -> Vec<Route> {
     routes![register, login, refresh, me]
@@ -134,11 +135,12 @@ async fn login(
     let attempt = match auth.throttle.attempt(device.0.ip, &username) {
         Ok(attempt) => attempt,
         Err(retry_after) => {
+            metrics::login("throttled");
             auth.throttle.tarpit().await;
             return Err(ApiError::TooManyRequests(retry_after));
         }
     };
-    let ticket = auth.passwords.ticket()?;
+    let ticket = auth.passwords.ticket().inspect_err(|_| metrics::login("shed"))?;
     // A name that could never have registered is just an unknown user: same
     // answer, same argon2 work.
     let user = if is_valid_username(&username) { db.user_by_username(&username).await? } else { None };
@@ -148,10 +150,12 @@ async fn login(
     match (verified, user) {
         (true, Some(user)) => {
             attempt.succeeded();
+            metrics::login("success");
             start_session(db, auth, jar, &user, device.0, transport).await
         }
         _ => {
             attempt.failed();
+            metrics::login("failure");
             Err(ApiError::InvalidCredentials)
         }
     }

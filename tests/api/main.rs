@@ -12,6 +12,7 @@ mod cors;
 mod endpoints;
 mod expiry;
 mod input;
+mod metrics;
 mod outage;
 mod password;
 mod purge;
