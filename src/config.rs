@@ -73,6 +73,9 @@ pub struct AppConfig {
     /// credentials; `*` is refused.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+    /// `text` for people, `json` for log shippers.
+    #[serde(default)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 mod defaults {
@@ -285,6 +288,7 @@ impl fmt::Debug for AppConfig {
             .field("hash_queue", &self.hash_queue)
             .field("cookie_secure", &self.cookie_secure)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod purge;
 pub mod request_id;
@@ -60,6 +61,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(purge::stage())
         .attach(cors::Cors)
         .attach(request_id::RequestIds)
+        .attach(logging::RequestLog)
         .mount("/auth", routes::auth_routes())
         .mount("/", routes::routes())
         .mount("/", rocket::routes![cors::preflight, metrics::scrape])

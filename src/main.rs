@@ -12,6 +12,7 @@ use jwt_blocklist::cli::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let figment = jwt_blocklist::figment();
+    jwt_blocklist::logging::init(&figment);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match jwt_blocklist::rocket(figment).launch().await {
             Ok(_) => ExitCode::SUCCESS,

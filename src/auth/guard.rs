@@ -84,7 +84,10 @@ impl<'r> FromRequest<'r> for AccessToken {
             return fail(request, ApiError::Internal);
         };
         match ensure_not_revoked(db, &claims).await {
-            Ok(()) => Outcome::Success(AccessToken(claims, via)),
+            Ok(()) => {
+                crate::logging::note_user(request, claims.user_id);
+                Outcome::Success(AccessToken(claims, via))
+            }
             Err(error) => fail(request, error),
         }
     }

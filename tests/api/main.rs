@@ -12,6 +12,7 @@ mod cors;
 mod endpoints;
 mod expiry;
 mod input;
+mod logs;
 mod metrics;
 mod outage;
 mod password;

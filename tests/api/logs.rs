@@ -1,0 +1,184 @@
+//! The log: the built binary, serving on a port the system picks, with
+//! `log_format = json` at the default level and at `debug`. Every line is a
+//! JSON object; each request has its line (request id, method, route
+//! template, status, latency, user id); and no token, password, secret or
+//! CSRF value appears anywhere in it, whatever the traffic.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::backend_tests;
+use crate::helpers::{random_secret, Backend, TestDb};
+
+const PASSWORD: &str = "a password that must never be logged";
+
+/// Starts the binary and returns it with its port, read from its own log.
+fn serve(db: &TestDb, secret: &str, level: &str) -> (Child, u16, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"))
+        .env("DATABASE_URL", db.url())
+        .env("ROCKET_JWT_SECRET", secret)
+        .env("ROCKET_DATA_DIR", db.folder())
+        .env("ROCKET_PORT", "0")
+        .env("ROCKET_LOG_FORMAT", "json")
+        .env("ROCKET_LOG_LEVEL", level)
+        .env("ROCKET_PURGE_INTERVAL", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let (lines, received) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let mut seen = Vec::new();
+    let port = loop {
+        let line =
+            received.recv_timeout(std::time::Duration::from_secs(30)).expect("the service logs its launch");
+        seen.push(line.clone());
+        if let Some(at) = line.find("Rocket has launched from http://127.0.0.1:") {
+            let rest = &line[at + "Rocket has launched from http://127.0.0.1:".len()..];
+            break rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().expect("a port");
+        }
+    };
+    let (relay, out) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in seen.into_iter().chain(received.iter()) {
+            let _ = relay.send(line);
+        }
+    });
+    (child, port, out)
+}
+
+/// One HTTP/1.1 request; returns the status, the headers and the body.
+async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, String, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("reads");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn set_cookie<'a>(head: &'a str, name: &str) -> &'a str {
+    head.lines()
+        .filter_map(|line| {
+            line.split_once(": ").filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v)
+        })
+        .find_map(|value| {
+            value.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or(""))
+        })
+        .expect("the cookie")
+}
+
+async fn nothing_secret_reaches_the_log(backend: Backend) {
+    for level in ["normal", "debug"] {
+        let db = TestDb::create(backend).await;
+        let secret = random_secret();
+        let (mut child, port, lines) = serve(&db, &secret, level);
+
+        let credentials = json!({ "username": "alice", "password": PASSWORD });
+        assert_eq!(http(port, "POST", "/auth/register", &[], Some(&credentials)).await.0, 201);
+        let (_, _, bearer) = http(port, "POST", "/auth/login", &[], Some(&credentials)).await;
+        let (access, refresh) =
+            (bearer["access_token"].as_str().unwrap(), bearer["refresh_token"].as_str().unwrap());
+        let authorization = format!("Bearer {access}");
+        let (status, head, _) = http(
+            port,
+            "GET",
+            "/protected",
+            &[("Authorization", &authorization), ("X-Request-Id", "trace-me-1")],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(head.to_ascii_lowercase().contains("x-request-id: trace-me-1"), "{head}");
+        http(port, "POST", "/auth/refresh", &[], Some(&json!({ "refresh_token": refresh }))).await;
+        http(port, "POST", "/auth/refresh", &[], Some(&json!({ "refresh_token": refresh }))).await;
+        let cookie_login = json!({ "username": "alice", "password": PASSWORD, "transport": "cookie" });
+        let (_, head, cookie_body) = http(port, "POST", "/auth/login", &[], Some(&cookie_login)).await;
+        let csrf = cookie_body["csrf_token"].as_str().unwrap().to_owned();
+        let cookie_access = set_cookie(&head, "jbl_access").to_owned();
+        let cookies = format!("jbl_access={cookie_access}; jbl_csrf={csrf}");
+        http(port, "POST", "/auth/logout", &[("Cookie", &cookies), ("X-CSRF-Token", &csrf)], None).await;
+        http(
+            port,
+            "POST",
+            "/auth/login",
+            &[],
+            Some(&json!({ "username": "alice", "password": "wrong: also secret" })),
+        )
+        .await;
+        http(port, "GET", "/protected", &[("Authorization", "Bearer not.a.token")], None).await;
+
+        child.kill().expect("stops");
+        child.wait().expect("stopped");
+        let log: Vec<String> = lines.iter().collect();
+        let text = log.join("\n");
+        for (what, value) in [
+            ("the password", PASSWORD),
+            ("a wrong password", "wrong: also secret"),
+            ("the access token", access),
+            ("the refresh token", refresh),
+            ("the cookie's access token", &cookie_access),
+            ("the CSRF token", &csrf),
+            ("the signing secret", &secret),
+            ("a token's signature", access.rsplit('.').next().unwrap()),
+        ] {
+            assert!(!text.contains(value), "{what} is in the {level} log");
+        }
+        for line in &log {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        }
+        let requests: Vec<Value> = log
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["target"] == "jwt_blocklist::request")
+            .collect();
+        let traced =
+            requests.iter().find(|line| line["request_id"] == "trace-me-1").expect("the request's line");
+        assert_eq!(traced["method"], "GET");
+        assert_eq!(traced["route"], "/protected");
+        assert_eq!(traced["status"], 200);
+        assert!(traced["latency_ms"].as_f64().is_some());
+        assert_eq!(traced["user_id"], bearer_user(access));
+        assert!(requests.iter().any(|line| line["route"] == "/auth/login" && line["status"] == 401));
+        assert!(log.iter().any(|line| line.contains("database migrated")), "lifecycle: migration");
+    }
+}
+
+fn bearer_user(token: &str) -> String {
+    crate::helpers::claim(token, "sub")
+}
+
+backend_tests!(nothing_secret_reaches_the_log);
