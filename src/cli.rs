@@ -124,16 +124,8 @@ async fn revoke(
         }
     } else if let Some(name) = user {
         let user = store.user_by_username(&name).await.map_err(failed)?.ok_or(format!("no user {name:?}"))?;
-        let now = Utc::now();
-        let cutoff = now - Duration::seconds(config.leeway as i64);
-        let sweep = SessionSweep {
-            user_id: user.id,
-            keep: None,
-            reason: Reason::Manual,
-            new_password_hash: None,
-            now,
-            cutoff,
-        };
+        let sweep =
+            SessionSweep { user_id: user.id, keep: None, reason: Reason::Manual, new_password_hash: None };
         let revoked = store.sweep_sessions(&sweep).await.map_err(failed)?;
         Ok(format!("revoked {revoked} live session(s) of {}", user.username))
     } else {

@@ -172,12 +172,15 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session of the user not yet expired at `sweep.cutoff` but
-    /// `sweep.keep`, including one whose login is committing concurrently, and
-    /// changes the password if the sweep says so, in one transaction; returns
-    /// how many of them were live (not yet revoked nor expired at `now`).
+    /// Ends every session of the user but `sweep.keep` that can still be
+    /// used (not expired before now minus the configured leeway), including
+    /// one whose login is committing concurrently, and changes the password if
+    /// the sweep says so, in one transaction; returns how many of them were
+    /// live (not yet revoked nor expired now).
     pub async fn sweep_sessions(&self, sweep: &SessionSweep) -> Result<u64, DbError> {
-        let (live, listed) = dispatch!(self.sweep_sessions(sweep)).await?;
+        let now = Utc::now();
+        let cutoff = now - self.leeway();
+        let (live, listed) = dispatch!(self.sweep_sessions(sweep, now, cutoff)).await?;
         self.remember(&listed);
         Ok(live)
     }

@@ -54,9 +54,6 @@ pub struct SessionSweep {
     pub keep: Option<Uuid>,
     pub reason: Reason,
     pub new_password_hash: Option<String>,
-    pub now: DateTime<Utc>,
-    /// Sessions that expired before this (now minus leeway) are left alone.
-    pub cutoff: DateTime<Utc>,
 }
 
 /// A token presented for revocation (`POST /auth/revoke`, RFC 7009), its

@@ -311,12 +311,12 @@ pub(super) async fn session_owner(pool: &PgPool, sid: Uuid) -> Result<Option<Uui
 /// after waits for this commit instead, and signs its tokens only once its own
 /// session row has committed. The simple protocol takes no parameters, so the
 /// values are inlined as quoted literals.
-fn sweep_sql(sweep: &SessionSweep) -> String {
+fn sweep_sql(sweep: &SessionSweep, now: DateTime<Utc>, cutoff: DateTime<Utc>) -> String {
     let timestamp = |time: DateTime<Utc>| {
         format!("'{}'::timestamptz", time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
     };
     let user = format!("'{}'::uuid", sweep.user_id);
-    let (now, cutoff) = (timestamp(sweep.now), timestamp(sweep.cutoff));
+    let (now, cutoff) = (timestamp(now), timestamp(cutoff));
     let password = match &sweep.new_password_hash {
         Some(hash) => format!("UPDATE users SET password_hash = {} WHERE id = {user};", literal(hash)),
         None => String::new(),
@@ -345,18 +345,18 @@ fn literal(value: &str) -> String {
 pub(super) async fn sweep_sessions(
     pool: &PgPool,
     sweep: &SessionSweep,
+    now: DateTime<Utc>,
+    cutoff: DateTime<Utc>,
 ) -> Result<(u64, Vec<Listed>), DbError> {
-    let rows = sqlx::raw_sql(&sweep_sql(sweep)).fetch_all(pool).await?;
+    let rows = sqlx::raw_sql(&sweep_sql(sweep, now, cutoff)).fetch_all(pool).await?;
     let mut listed_rows = Vec::with_capacity(rows.len());
     // The lock's one-column row first, then the listed rows.
     for row in rows.iter().filter(|row| row.len() == 4) {
         listed_rows.push(ListedRow::from_row(row)?);
     }
     // A session a DBA had already revoked by hand was not live.
-    let live = listed_rows
-        .iter()
-        .filter(|row| row.3 == Some(true) && row.1.is_some_and(|at| at > sweep.now))
-        .count();
+    let live =
+        listed_rows.iter().filter(|row| row.3 == Some(true) && row.1.is_some_and(|at| at > now)).count();
     Ok((live as u64, listed_rows.into_iter().filter_map(listed).collect()))
 }
 

@@ -220,6 +220,8 @@ pub(super) async fn revoke_token_and_session(
 pub(super) async fn sweep_sessions(
     pool: &SqlitePool,
     sweep: &SessionSweep,
+    now: DateTime<Utc>,
+    cutoff: DateTime<Utc>,
 ) -> Result<(u64, Vec<Listed>), DbError> {
     let user = sweep.user_id.to_string();
     let mut tx = pool.begin().await?;
@@ -237,8 +239,8 @@ pub(super) async fn sweep_sessions(
          RETURNING id, expires_at",
     )
     .bind(&user)
-    .bind(text(sweep.now))
-    .bind(text(sweep.cutoff))
+    .bind(text(now))
+    .bind(text(cutoff))
     .bind(sweep.keep.map(|sid| sid.to_string()))
     .fetch_all(&mut *tx)
     .await?;
@@ -246,10 +248,10 @@ pub(super) async fn sweep_sessions(
     for (sid, expires_at) in ended {
         wanted.push((parse_uuid(&sid)?, parse_time(&expires_at)?, sweep.reason));
     }
-    let listed = list_wanted(&mut tx, &wanted, Some(sweep.user_id), sweep.now).await?;
+    let listed = list_wanted(&mut tx, &wanted, Some(sweep.user_id), now).await?;
     tx.commit().await?;
     // A session a DBA had already revoked by hand was not live.
-    let live = listed.iter().filter(|((_, expires_at, _), new)| *new && *expires_at > sweep.now).count();
+    let live = listed.iter().filter(|((_, expires_at, _), new)| *new && *expires_at > now).count();
     Ok((live as u64, listed.into_iter().map(|(row, _)| row).collect()))
 }
 

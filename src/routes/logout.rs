@@ -2,7 +2,6 @@
 //! (with `scope=local|others|global`), `POST /auth/logout-all`, and
 //! `POST /auth/revoke` (RFC 7009, by possession of the token).
 
-use chrono::Utc;
 use rocket::http::CookieJar;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{post, routes, Route, State};
@@ -31,14 +30,14 @@ async fn logout(
     auth: &State<Auth>,
 ) -> Result<Json<Value>, ApiError> {
     let AccessToken(claims, via) = token;
-    let answer = logout_scoped(scope.unwrap_or("local"), &claims, db, auth).await?;
+    let answer = logout_scoped(scope.unwrap_or("local"), &claims, db).await?;
     if via == Via::Cookie && scope != Some("others") {
         cookies::clear(jar, &auth.config);
     }
     Ok(answer)
 }
 
-async fn logout_scoped(scope: &str, claims: &Claims, db: &Db, auth: &Auth) -> Result<Json<Value>, ApiError> {
+async fn logout_scoped(scope: &str, claims: &Claims, db: &Db) -> Result<Json<Value>, ApiError> {
     match scope {
         "local" => {
             let revocation = Revocation {
@@ -51,13 +50,13 @@ async fn logout_scoped(scope: &str, claims: &Claims, db: &Db, auth: &Auth) -> Re
             Ok(Json(json!({ "message": "Successfully logged out" })))
         }
         "others" => {
-            let revoked = sweep(db, auth, claims, Some(claims.sid), Reason::LogoutOthers).await?;
+            let revoked = sweep(db, claims, Some(claims.sid), Reason::LogoutOthers).await?;
             Ok(Json(json!({
                 "message": "Successfully logged out of all other sessions",
                 "revoked_sessions": revoked,
             })))
         }
-        "global" => logout_everywhere(db, auth, claims).await,
+        "global" => logout_everywhere(db, claims).await,
         _ => Err(ApiError::InvalidInput("scope must be local, others or global".into())),
     }
 }
@@ -69,15 +68,15 @@ async fn logout_all(
     db: &Db,
     auth: &State<Auth>,
 ) -> Result<Json<Value>, ApiError> {
-    let answer = logout_everywhere(db, auth, &token.0).await?;
+    let answer = logout_everywhere(db, &token.0).await?;
     if token.1 == Via::Cookie {
         cookies::clear(jar, &auth.config);
     }
     Ok(answer)
 }
 
-async fn logout_everywhere(db: &Db, auth: &Auth, claims: &Claims) -> Result<Json<Value>, ApiError> {
-    let revoked = sweep(db, auth, claims, None, Reason::LogoutAll).await?;
+async fn logout_everywhere(db: &Db, claims: &Claims) -> Result<Json<Value>, ApiError> {
+    let revoked = sweep(db, claims, None, Reason::LogoutAll).await?;
     Ok(Json(json!({
         "message": "Successfully logged out of all sessions",
         "revoked_sessions": revoked,
@@ -85,28 +84,9 @@ async fn logout_everywhere(db: &Db, auth: &Auth, claims: &Claims) -> Result<Json
 }
 
 /// Ends every live session of the token's user but `keep`; returns how many.
-async fn sweep(
-    db: &Db,
-    auth: &Auth,
-    claims: &Claims,
-    keep: Option<uuid::Uuid>,
-    reason: Reason,
-) -> Result<u64, ApiError> {
-    Ok(db.sweep_sessions(&sweep_of(auth, claims.user_id, keep, reason, None)).await?)
-}
-
-/// A sweep of the user's sessions as of now, sparing sessions that expired
-/// more than `leeway` ago (their rows are no longer needed).
-pub(super) fn sweep_of(
-    auth: &Auth,
-    user_id: uuid::Uuid,
-    keep: Option<uuid::Uuid>,
-    reason: Reason,
-    new_password_hash: Option<String>,
-) -> SessionSweep {
-    let now = Utc::now();
-    let cutoff = now - chrono::Duration::seconds(auth.config.leeway as i64);
-    SessionSweep { user_id, keep, reason, new_password_hash, now, cutoff }
+async fn sweep(db: &Db, claims: &Claims, keep: Option<uuid::Uuid>, reason: Reason) -> Result<u64, ApiError> {
+    let sweep = SessionSweep { user_id: claims.user_id, keep, reason, new_password_hash: None };
+    Ok(db.sweep_sessions(&sweep).await?)
 }
 
 /// RFC 7009 token revocation. Whoever holds a token may revoke it: an access

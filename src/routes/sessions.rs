@@ -9,10 +9,9 @@ use uuid::Uuid;
 
 use super::auth::{rfc3339, validate_password};
 use super::json::{JsonBody, RequestBody};
-use super::logout::sweep_of;
 use crate::auth::guard::AccessToken;
 use crate::auth::Auth;
-use crate::db::{Db, Reason, SessionInfo};
+use crate::db::{Db, Reason, SessionInfo, SessionSweep};
 use crate::error::ApiError;
 
 pub fn routes() -> Vec<Route> {
@@ -103,7 +102,12 @@ async fn change_password(
     }
     let new_hash = ticket.hash(new_password).await?;
     drop(ticket);
-    let sweep = sweep_of(auth, user.id, Some(claims.sid), Reason::PasswordChanged, Some(new_hash));
+    let sweep = SessionSweep {
+        user_id: user.id,
+        keep: Some(claims.sid),
+        reason: Reason::PasswordChanged,
+        new_password_hash: Some(new_hash),
+    };
     let revoked = db.sweep_sessions(&sweep).await?;
     Ok(Json(json!({ "message": "Password changed", "revoked_sessions": revoked })))
 }
