@@ -54,7 +54,7 @@ pub fn with_defaults(base: Figment, database_url: Option<String>) -> Figment {
 /// The application, ready to launch (or to hand to a local test client).
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
-        .attach(metrics::RequestMetrics)
+        .attach(metrics::Recorder)
         .attach(auth::stage())
         .attach(auth::throttle_sweeper())
         .attach(db::stage())

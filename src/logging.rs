@@ -73,13 +73,14 @@ pub fn note_user(request: &Request<'_>, user_id: Uuid) {
 #[derive(Clone, Copy)]
 struct Started(Option<Instant>);
 
-/// One line per request.
+/// One line per request, and its count and latency in the metrics: the
+/// request is timed and its route template named once for both.
 pub struct RequestLog;
 
 #[rocket::async_trait]
 impl Fairing for RequestLog {
     fn info(&self) -> Info {
-        Info { name: "Request log", kind: Kind::Request | Kind::Response }
+        Info { name: "Request log and metrics", kind: Kind::Request | Kind::Response }
     }
 
     async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
@@ -87,18 +88,21 @@ impl Fairing for RequestLog {
     }
 
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
-        let latency_ms = match request.local_cache(|| Started(None)) {
-            Started(Some(started)) => started.elapsed().as_secs_f64() * 1000.0,
-            Started(None) => 0.0,
+        let elapsed = match request.local_cache(|| Started(None)) {
+            Started(Some(started)) => started.elapsed(),
+            Started(None) => std::time::Duration::ZERO,
         };
         let route = request.route().map_or_else(|| "unmatched".to_owned(), |route| route.uri.to_string());
+        let status = response.status().code;
+        crate::metrics::record_request(request.method().as_str(), &route, status, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let user = request.local_cache(|| LoggedUser(None)).0;
         tracing::info!(
             target: "jwt_blocklist::request",
             request_id = %RequestId::of(request).0,
             method = %request.method(),
             route = %route,
-            status = response.status().code,
+            status,
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
             user_id = user.map(|id| id.to_string()).as_deref().unwrap_or("-"),
             "request"

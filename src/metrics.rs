@@ -19,13 +19,13 @@
 //! not a registry lookup per request.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rocket::fairing::{Fairing, Info, Kind};
+use rocket::get;
 use rocket::http::ContentType;
-use rocket::{get, Data, Request, Response};
 
 use crate::db::Db;
 
@@ -116,37 +116,28 @@ pub fn purge_run(result: &'static str, revoked_tokens: u64, sessions: u64) {
     counter!("jwt_blocklist_purge_rows_removed_total", "table" => "sessions").increment(sessions);
 }
 
-/// Times every request and counts it by route template and status.
-pub struct RequestMetrics;
+/// Counts one answered request and its latency (called by the request log
+/// fairing, `logging.rs`, which times each request once for both).
+pub fn record_request(method: &'static str, route: &str, status: u16, elapsed: Duration) {
+    let route = route.to_owned();
+    counter!("jwt_blocklist_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    histogram!("jwt_blocklist_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(elapsed.as_secs_f64());
+}
 
-#[derive(Clone, Copy)]
-struct Started(Option<Instant>);
+/// Installs the recorder at ignite, before anything is counted.
+pub struct Recorder;
 
 #[rocket::async_trait]
-impl Fairing for RequestMetrics {
+impl Fairing for Recorder {
     fn info(&self) -> Info {
-        Info { name: "Request metrics", kind: Kind::Ignite | Kind::Request | Kind::Response }
+        Info { name: "Metrics recorder", kind: Kind::Ignite }
     }
 
     async fn on_ignite(&self, rocket: rocket::Rocket<rocket::Build>) -> rocket::fairing::Result {
         install();
         Ok(rocket)
-    }
-
-    async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
-        request.local_cache(|| Started(Some(Instant::now())));
-    }
-
-    async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
-        let route = request.route().map_or_else(|| "unmatched".to_owned(), |route| route.uri.to_string());
-        let method = request.method().as_str();
-        let status = response.status().code.to_string();
-        counter!("jwt_blocklist_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-            .increment(1);
-        if let Started(Some(started)) = request.local_cache(|| Started(None)) {
-            histogram!("jwt_blocklist_http_request_duration_seconds", "method" => method, "route" => route)
-                .record(started.elapsed().as_secs_f64());
-        }
     }
 }
 
