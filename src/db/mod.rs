@@ -193,8 +193,20 @@ impl Store {
     /// Ends one live session of the user's; false if there is none such (an
     /// unknown id, another user's session, or one already revoked or expired).
     pub async fn revoke_session(&self, user_id: Uuid, sid: Uuid, reason: Reason) -> Result<bool, DbError> {
+        self.end_session(user_id, sid, None, reason).await
+    }
+
+    /// Ends the session if it is the user's and live (and, given
+    /// `refresh_jti`, if that is its current refresh token).
+    async fn end_session(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        refresh_jti: Option<Uuid>,
+        reason: Reason,
+    ) -> Result<bool, DbError> {
         let now = Utc::now();
-        let listed = dispatch!(self.end_session(sid, user_id, None, reason, now)).await?;
+        let listed = dispatch!(self.end_session(sid, user_id, refresh_jti, reason, now)).await?;
         self.remember(&listed);
         Ok(!listed.is_empty())
     }
@@ -223,11 +235,7 @@ impl Store {
                 self.revoke_token(&Revocation { jti, expires_at, user_id: Some(user_id), reason }, sid).await
             }
             Presented::Refresh { jti, sid, user_id } => {
-                let now = Utc::now();
-                let listed =
-                    dispatch!(self.end_session(sid, user_id, Some(jti), Reason::ClientRevoked, now)).await?;
-                self.remember(&listed);
-                Ok(!listed.is_empty())
+                self.end_session(user_id, sid, Some(jti), Reason::ClientRevoked).await
             }
         }
     }
