@@ -60,7 +60,7 @@ pub struct Throttle {
     window: Duration,
     pairs: Mutex<HashMap<Pair, Entry>>,
     names: RandomState,
-    created: Instant,
+    /// When a full map was last swept by a login (not the timer).
     full_sweep: Mutex<Option<Instant>>,
     /// Milliseconds added to the clock (tests move time forward with it).
     skew_ms: AtomicU64,
@@ -121,7 +121,6 @@ impl Throttle {
             window,
             pairs: Mutex::default(),
             names: RandomState::new(),
-            created: Instant::now(),
             full_sweep: Mutex::default(),
             skew_ms: AtomicU64::new(0),
             tarpit_ms: AtomicU64::new(TARPIT.as_millis() as u64),
@@ -158,9 +157,10 @@ impl Throttle {
         if pairs.len() >= MAX_PAIRS && !pairs.contains_key(&pair) {
             // The timer sweeps too; this is for a map filled faster than that,
             // at most once a second so a full map costs no scan per login.
-            if now.saturating_duration_since(self.swept_when_full(None)) >= Duration::from_secs(1) {
+            let mut swept = self.full_sweep.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if swept.is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1)) {
                 pairs.retain(|_, entry| self.live(entry, now));
-                self.swept_when_full(Some(now));
+                *swept = Some(now);
             }
             if pairs.len() >= MAX_PAIRS {
                 log::warn!("login throttle full ({MAX_PAIRS} pairs): a new pair goes uncounted");
@@ -198,15 +198,6 @@ impl Throttle {
     #[doc(hidden)]
     pub fn advance_clock(&self, by: Duration) {
         self.skew_ms.fetch_add(by.as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// When the map was last swept because it was full; sets it if `at`.
-    fn swept_when_full(&self, at: Option<Instant>) -> Instant {
-        let mut swept = self.full_sweep.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(at) = at {
-            *swept = Some(at);
-        }
-        swept.unwrap_or(self.created)
     }
 
     fn now(&self) -> Instant {
