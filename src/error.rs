@@ -12,8 +12,10 @@
 use rocket::http::{Header, Status};
 use rocket::request::{self, Request};
 use rocket::response::{self, Responder, Response};
-use rocket::serde::json::{json, Json};
+use rocket::serde::json::Json;
 use rocket::{catch, catchers, Catcher};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbError;
 
@@ -58,6 +60,35 @@ pub enum ApiError {
     Internal,
 }
 
+/// The body of every error answer (the shape Flask-JWT-Extended's callbacks
+/// use), and the schema the OpenAPI document gives it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// For people; clients branch on `error`.
+    pub description: String,
+}
+
+/// The contract's error codes, the stable part of every error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    MissingToken,
+    InvalidToken,
+    TokenExpired,
+    TokenRevoked,
+    InvalidCredentials,
+    CsrfFailed,
+    NotFound,
+    UsernameTaken,
+    PayloadTooLarge,
+    InvalidInput,
+    TooManyRequests,
+    ServiceUnavailable,
+    InternalError,
+}
+
 impl ApiError {
     pub fn invalid_token(description: impl Into<String>) -> Self {
         ApiError::InvalidToken(description.into())
@@ -82,22 +113,22 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::InvalidRequest(_) => "invalid_request",
-            ApiError::MissingToken => "missing_token",
-            ApiError::InvalidToken(_) => "invalid_token",
-            ApiError::TokenExpired => "token_expired",
-            ApiError::TokenRevoked => "token_revoked",
-            ApiError::InvalidCredentials | ApiError::WrongPassword => "invalid_credentials",
-            ApiError::CsrfFailed => "csrf_failed",
-            ApiError::NotFound => "not_found",
-            ApiError::UsernameTaken => "username_taken",
-            ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::InvalidInput(_) => "invalid_input",
-            ApiError::TooManyRequests(_) => "too_many_requests",
-            ApiError::ServiceUnavailable | ApiError::Busy => "service_unavailable",
-            ApiError::Internal => "internal_error",
+            ApiError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            ApiError::MissingToken => ErrorCode::MissingToken,
+            ApiError::InvalidToken(_) => ErrorCode::InvalidToken,
+            ApiError::TokenExpired => ErrorCode::TokenExpired,
+            ApiError::TokenRevoked => ErrorCode::TokenRevoked,
+            ApiError::InvalidCredentials | ApiError::WrongPassword => ErrorCode::InvalidCredentials,
+            ApiError::CsrfFailed => ErrorCode::CsrfFailed,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::UsernameTaken => ErrorCode::UsernameTaken,
+            ApiError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            ApiError::InvalidInput(_) => ErrorCode::InvalidInput,
+            ApiError::TooManyRequests(_) => ErrorCode::TooManyRequests,
+            ApiError::ServiceUnavailable | ApiError::Busy => ErrorCode::ServiceUnavailable,
+            ApiError::Internal => ErrorCode::InternalError,
         }
     }
 
@@ -168,7 +199,7 @@ impl<'r> Responder<'r, 'static> for ApiError {
         if self == ApiError::Internal {
             log::error!("{} {} answered 500", request.method(), request.uri());
         }
-        let body = json!({ "error": self.code(), "description": self.to_string() });
+        let body = ErrorBody { error: self.code(), description: self.to_string() };
         let mut response =
             Response::build_from(Json(body).respond_to(request)?).status(self.status()).finalize();
         if let Some(challenge) = self.www_authenticate() {

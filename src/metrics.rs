@@ -143,6 +143,11 @@ impl Fairing for Recorder {
 
 /// The scrape: request counts and latencies as they are, plus the revocation
 /// memory's state read now.
+#[utoipa::path(
+    tag = "operators",
+    responses((status = 200, description = "Prometheus text format 0.0.4 (see README: Operators)",
+        content_type = "text/plain", body = String))
+)]
 #[get("/metrics")]
 pub fn scrape(db: &Db) -> (ContentType, String) {
     let handle = install();

@@ -8,11 +8,16 @@ use rocket::http::{CookieJar, Status};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use super::device::ClientDevice;
-use super::issue::{issue, Grant, TokenResponse, Transport};
+use super::issue::{issue, Grant, Issued, TokenResponse, Transport};
 use super::json::{JsonBody, OptionalJsonBody, RequestBody};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, InvalidInput, PayloadTooLarge, TooManyRequests, Unauthorized,
+    Unavailable,
+};
 use crate::auth::guard::{check_csrf, AccessToken, CsrfHeader};
 use crate::auth::jwt::TokenType;
 use crate::auth::{cookies, Auth};
@@ -24,9 +29,18 @@ pub fn routes() -> Vec<Route> {
     routes![register, login, refresh, me]
 }
 
-#[derive(Deserialize)]
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(register, login, refresh, me))]
+pub(crate) struct Doc;
+
+#[derive(Deserialize, ToSchema)]
 struct Credentials {
+    /// Unique case-insensitively.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     username: String,
+    /// 8 to 1024 bytes of UTF-8.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
@@ -34,7 +48,8 @@ impl RequestBody for Credentials {
     const FIELDS: &'static [&'static str] = &["username", "password"];
 }
 
-#[derive(Deserialize)]
+/// A name that breaks the register rules is just a failed login (401).
+#[derive(Deserialize, ToSchema)]
 struct LoginRequest {
     username: String,
     password: String,
@@ -46,9 +61,11 @@ impl RequestBody for LoginRequest {
     const FIELDS: &'static [&'static str] = &["username", "password"];
 }
 
-/// Without `refresh_token` (or without a body), the refresh cookie is used.
-#[derive(Deserialize)]
+/// Without `refresh_token` (or without a body), the refresh cookie is used;
+/// the document describes the Bearer way, where the field is required.
+#[derive(Deserialize, ToSchema)]
 struct RefreshRequest {
+    #[schema(value_type = String, required = true)]
     refresh_token: Option<String>,
 }
 
@@ -56,10 +73,11 @@ impl RequestBody for RefreshRequest {
     const FIELDS: &'static [&'static str] = &[];
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserView {
     id: Uuid,
     username: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -96,6 +114,19 @@ pub(super) fn validate_password(password: &str, field: &str) -> Result<(), ApiEr
     Ok(())
 }
 
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "tokens",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Registered", body = UserView),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidInput),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[post("/register", data = "<body>")]
 async fn register(
     body: JsonBody<Credentials>,
@@ -123,6 +154,23 @@ async fn register(
 /// Throttled per (client address, username) before anything else (429 after
 /// the tarpit), then shed (503, at once) if the hashing queue is full; only
 /// then is a hash spent.
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "tokens",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session: a Bearer pair, or (transport cookie) the cookies \
+            `jbl_access`, `jbl_refresh`, `jbl_csrf` and the CSRF token", body = Issued,
+            headers(("Cache-Control" = String, description = "no-store"),
+                ("Set-Cookie" = String, description = "With transport cookie: the three cookies"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidInput),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[post("/login", data = "<body>")]
 async fn login(
     body: JsonBody<LoginRequest>,
@@ -191,6 +239,25 @@ async fn start_session(
 /// The refresh token comes from the body or, failing that, from the refresh
 /// cookie, which needs the CSRF header like any cookie-authenticated POST.
 /// The answer has the shape of the login that started the session.
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "tokens",
+    request_body(content = RefreshRequest, description = "A cookie session leaves the body out (or sends \
+        `{}`) and presents the refresh cookie and `X-CSRF-Token` instead"),
+    security((), ("refresh_cookie" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The session's next pair, in the shape of its login; the presented \
+            refresh token is used up", body = Issued,
+            headers(("Cache-Control" = String, description = "no-store"),
+                ("Set-Cookie" = String, description = "For a cookie session: the three cookies"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidInput),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[post("/refresh", data = "<body>")]
 async fn refresh(
     body: OptionalJsonBody<RefreshRequest>,
@@ -240,6 +307,16 @@ async fn refresh(
     }
 }
 
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "tokens",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserView),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[get("/me")]
 async fn me(token: AccessToken, db: &Db) -> Result<Json<UserView>, ApiError> {
     let user = db

@@ -1,7 +1,8 @@
 //! The form body data guard, for `POST /auth/revoke` (RFC 7009 speaks
 //! `application/x-www-form-urlencoded`). Any other content type is 400
-//! `invalid_request`, a body over the limit 413, a parameter given twice 400
-//! (RFC 6749 §3.1); the fields are kept as decoded name/value pairs.
+//! `invalid_request`, a body over the limit 413, a parameter the route reads
+//! given twice 400 (RFC 6749 §3.1; others are ignored, as unknown ones are);
+//! the fields are kept as decoded name/value pairs.
 
 use rocket::data::{self, Data, FromData, ToByteUnit};
 use rocket::http::{ContentType, RawStr};
@@ -15,14 +16,22 @@ use crate::error::{fail, ApiError};
 pub struct FormBody(Vec<(String, String)>);
 
 impl FormBody {
-    /// The field's value; 400 `invalid_request` when it is missing or empty.
+    /// The field's value; 400 `invalid_request` when it is missing, empty
+    /// or given twice.
     pub fn required(&self, name: &str) -> Result<&str, ApiError> {
-        self.0
-            .iter()
-            .find(|(field, _)| field == name)
-            .map(|(_, value)| value.as_str())
+        self.optional(name)?
             .filter(|value| !value.is_empty())
             .ok_or_else(|| ApiError::InvalidRequest(format!("Missing field `{name}`")))
+    }
+
+    /// The field's value, if it was sent; 400 `invalid_request` when it was
+    /// sent twice.
+    pub fn optional(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self.0.iter().filter(|(field, _)| field == name).map(|(_, value)| value.as_str());
+        match (values.next(), values.next()) {
+            (_, Some(_)) => Err(ApiError::InvalidRequest(format!("Field `{name}` is given more than once"))),
+            (value, None) => Ok(value),
+        }
     }
 }
 
@@ -61,11 +70,7 @@ async fn parse(request: &Request<'_>, data: Data<'_>) -> Result<Vec<(String, Str
                 .map(|decoded| decoded.into_owned())
                 .map_err(|_| ApiError::InvalidRequest("The form is not valid UTF-8 once decoded".into()))
         };
-        let (name, value) = (decode(name)?, decode(value)?);
-        if fields.iter().any(|(seen, _)| *seen == name) {
-            return Err(ApiError::InvalidRequest(format!("Field `{name}` is given more than once")));
-        }
-        fields.push((name, value));
+        fields.push((decode(name)?, decode(value)?));
     }
     Ok(fields)
 }

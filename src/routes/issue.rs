@@ -7,6 +7,7 @@ use rocket::http::{CookieJar, Header};
 use rocket::serde::json::Json;
 use rocket::Responder;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::cookies::{self, SessionCookies};
@@ -16,8 +17,9 @@ use crate::auth::Auth;
 use crate::db::User;
 use crate::error::ApiError;
 
-/// How a client wants its tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// How a client wants its tokens: in the body (`bearer`, the default) or
+/// in HttpOnly cookies (`cookie`, see Browser transport).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     #[default]
@@ -25,25 +27,33 @@ pub enum Transport {
     Cookie,
 }
 
-#[derive(Serialize)]
+/// A Bearer session's answer.
+#[derive(Serialize, ToSchema)]
 pub struct TokenPair {
     access_token: String,
     refresh_token: String,
+    /// Always "Bearer".
+    #[schema(value_type = String, pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds the access token lives.
     expires_in: u64,
+    /// Seconds the refresh token lives.
     refresh_expires_in: u64,
 }
 
 /// A cookie session's answer: the tokens are in the cookies.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CookieSession {
+    /// Always "cookie".
+    #[schema(value_type = String, pattern = "^cookie$")]
     token_type: &'static str,
     expires_in: u64,
     refresh_expires_in: u64,
+    /// Send it back in `X-CSRF-Token` on unsafe requests.
     csrf_token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Issued {
     Bearer(TokenPair),

@@ -2,11 +2,15 @@
 //! (with `scope=local|others|global`), `POST /auth/logout-all`, and
 //! `POST /auth/revoke` (RFC 7009, by possession of the token).
 
+use rocket::form::{self, error::ErrorKind, Strict};
 use rocket::http::CookieJar;
-use rocket::serde::json::{json, Json, Value};
+use rocket::serde::json::Json;
 use rocket::{post, routes, Route, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 use super::form::FormBody;
+use super::openapi::{BadRequest, Forbidden, InvalidInput, PayloadTooLarge, Unauthorized, Unavailable};
 use crate::auth::guard::{AccessToken, Via};
 use crate::auth::jwt::{Claims, TokenType};
 use crate::auth::{cookies, Auth};
@@ -17,29 +21,94 @@ pub fn routes() -> Vec<Route> {
     routes![logout, logout_all, revoke]
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(logout, logout_all, revoke), components(schemas(Scope)))]
+pub(crate) struct Doc;
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Scope {
+    /// This token and its session (the default).
+    Local,
+    /// Every other session of the user; this one stays.
+    Others,
+    /// Every session of the user, as logout-all.
+    Global,
+}
+
+impl Scope {
+    /// Left out: `local`. Given twice, even with one value, or with any
+    /// other value: 422 (Rocket's `Option` would quietly make it `local`).
+    fn parse(scope: form::Result<'_, Strict<&str>>) -> Result<Scope, ApiError> {
+        let scope = match scope {
+            Ok(scope) => scope.into_inner(),
+            Err(errors) if errors.iter().all(|error| matches!(error.kind, ErrorKind::Missing)) => "local",
+            Err(_) => "",
+        };
+        match scope {
+            "local" => Ok(Scope::Local),
+            "others" => Ok(Scope::Others),
+            "global" => Ok(Scope::Global),
+            _ => Err(ApiError::InvalidInput("scope must be given once: local, others or global".into())),
+        }
+    }
+}
+
+/// What a logout did.
+#[derive(Serialize, ToSchema)]
+pub struct LoggedOut {
+    message: &'static str,
+    /// For `others`, `global` and logout-all: the live sessions this call
+    /// revoked (the caller's included where it ends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_sessions: Option<u64>,
+}
+
+impl LoggedOut {
+    pub(super) fn new(message: &'static str, revoked_sessions: Option<u64>) -> Self {
+        LoggedOut { message, revoked_sessions }
+    }
+}
+
 /// `local` (the default): this token and its session. `others`: every other
 /// session of the user. `global`: every session, as logout-all. An unknown
 /// scope is 422 and revokes nothing. When the caller's own session ends and
 /// it came by cookie, the cookies are cleared.
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "revocation",
+    params(("scope" = Option<Scope>, Query, description = "Which sessions to end (default `local`)")),
+    security(("bearer" = []), ("cookie" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Logged out; by cookie (except `others`) the cookies are cleared", body = LoggedOut),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = InvalidInput),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[post("/logout?<scope>")]
 async fn logout(
     token: AccessToken,
-    scope: Option<&str>,
+    scope: form::Result<'_, Strict<&str>>,
     jar: &CookieJar<'_>,
     db: &Db,
     auth: &State<Auth>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoggedOut>, ApiError> {
     let AccessToken(claims, via) = token;
-    let answer = logout_scoped(scope.unwrap_or("local"), &claims, db).await?;
-    if via == Via::Cookie && scope != Some("others") {
+    let scope = Scope::parse(scope)?;
+    let answer = logout_scoped(scope, &claims, db).await?;
+    if via == Via::Cookie && scope != Scope::Others {
         cookies::clear(jar, &auth.config);
     }
     Ok(answer)
 }
 
-async fn logout_scoped(scope: &str, claims: &Claims, db: &Db) -> Result<Json<Value>, ApiError> {
+async fn logout_scoped(scope: Scope, claims: &Claims, db: &Db) -> Result<Json<LoggedOut>, ApiError> {
     match scope {
-        "local" => {
+        Scope::Local => {
             let revocation = Revocation {
                 jti: claims.jti,
                 expires_at: claims.expires_at,
@@ -47,27 +116,35 @@ async fn logout_scoped(scope: &str, claims: &Claims, db: &Db) -> Result<Json<Val
                 reason: Reason::Logout,
             };
             db.revoke_token_and_session(&revocation, claims.sid, claims.expires_at).await?;
-            Ok(Json(json!({ "message": "Successfully logged out" })))
+            Ok(Json(LoggedOut::new("Successfully logged out", None)))
         }
-        "others" => {
+        Scope::Others => {
             let revoked = sweep(db, claims, Some(claims.sid), Reason::LogoutOthers).await?;
-            Ok(Json(json!({
-                "message": "Successfully logged out of all other sessions",
-                "revoked_sessions": revoked,
-            })))
+            Ok(Json(LoggedOut::new("Successfully logged out of all other sessions", Some(revoked))))
         }
-        "global" => logout_everywhere(db, claims).await,
-        _ => Err(ApiError::InvalidInput("scope must be local, others or global".into())),
+        Scope::Global => logout_everywhere(db, claims).await,
     }
 }
 
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "revocation",
+    security(("bearer" = []), ("cookie" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Every session of the user revoked; by cookie the cookies are cleared",
+            body = LoggedOut),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[post("/logout-all")]
 async fn logout_all(
     token: AccessToken,
     jar: &CookieJar<'_>,
     db: &Db,
     auth: &State<Auth>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoggedOut>, ApiError> {
     let answer = logout_everywhere(db, &token.0).await?;
     if token.1 == Via::Cookie {
         cookies::clear(jar, &auth.config);
@@ -75,12 +152,9 @@ async fn logout_all(
     Ok(answer)
 }
 
-async fn logout_everywhere(db: &Db, claims: &Claims) -> Result<Json<Value>, ApiError> {
+async fn logout_everywhere(db: &Db, claims: &Claims) -> Result<Json<LoggedOut>, ApiError> {
     let revoked = sweep(db, claims, None, Reason::LogoutAll).await?;
-    Ok(Json(json!({
-        "message": "Successfully logged out of all sessions",
-        "revoked_sessions": revoked,
-    })))
+    Ok(Json(LoggedOut::new("Successfully logged out of all sessions", Some(revoked))))
 }
 
 /// Ends every live session of the token's user but `keep`; returns how many.
@@ -96,10 +170,21 @@ async fn sweep(db: &Db, claims: &Claims, keep: Option<uuid::Uuid>, reason: Reaso
 /// answer tells nothing about the token. `token_type_hint` is only a hint
 /// (§2.1): the token's own `type` claim decides, and an unknown hint is
 /// ignored.
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "revocation",
+    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or there was nothing valid to revoke (RFC 7009 §2.2)"),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[post("/revoke", data = "<form>")]
 async fn revoke(form: FormBody, db: &Db, auth: &State<Auth>) -> Result<(), ApiError> {
-    let token = form.required("token")?;
-    let Ok(claims) = auth.jwt.verify_any(token) else {
+    let request = RevokeRequest::try_from(&form)?;
+    let Ok(claims) = auth.jwt.verify_any(&request.token) else {
         return Ok(());
     };
     let presented = match claims.token_type {
@@ -115,4 +200,27 @@ async fn revoke(form: FormBody, db: &Db, auth: &State<Auth>) -> Result<(), ApiEr
     };
     db.revoke_presented(&presented).await?;
     Ok(())
+}
+
+/// RFC 7009 §2.1's request.
+#[derive(ToSchema)]
+struct RevokeRequest {
+    /// An access or a refresh token of this service.
+    #[schema(min_length = 1)]
+    token: String,
+    /// `access_token` or `refresh_token`; only a hint (the token's own type
+    /// decides), and any other value is ignored.
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+}
+
+impl TryFrom<&FormBody> for RevokeRequest {
+    type Error = ApiError;
+
+    fn try_from(form: &FormBody) -> Result<Self, ApiError> {
+        Ok(RevokeRequest {
+            token: form.required("token")?.to_owned(),
+            token_type_hint: form.optional("token_type_hint")?.map(str::to_owned),
+        })
+    }
 }

@@ -43,6 +43,11 @@ pub struct Page {
     referrer: Header<'static>,
 }
 
+/// The demo page: register, log in by cookie, sessions, refresh, log out.
+#[utoipa::path(
+    tag = "browser",
+    responses((status = 200, description = "A self-contained HTML page", content_type = "text/html", body = String))
+)]
 #[get("/")]
 pub fn demo() -> Page {
     Page {

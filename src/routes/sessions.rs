@@ -2,13 +2,18 @@
 //! `GET /auth/sessions`, `DELETE /auth/sessions/{id}`, and
 //! `POST /auth/password`, which ends every other session.
 
-use rocket::serde::json::{json, Json, Value};
+use rocket::serde::json::Json;
 use rocket::{delete, get, post, routes, Route, State};
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use super::auth::{rfc3339, validate_password};
 use super::json::{JsonBody, RequestBody};
+use super::logout::LoggedOut;
+use super::openapi::{
+    BadRequest, Forbidden, InvalidInput, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+};
 use crate::auth::guard::AccessToken;
 use crate::auth::Auth;
 use crate::db::{Db, Reason, SessionInfo, SessionSweep};
@@ -18,14 +23,26 @@ pub fn routes() -> Vec<Route> {
     routes![list, revoke_one, change_password]
 }
 
-#[derive(Serialize)]
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(list, revoke_one, change_password))]
+pub(crate) struct Doc;
+
+/// One live session of the caller's, as seen at login.
+#[derive(Serialize, ToSchema)]
 struct SessionView {
     id: Uuid,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     expires_at: String,
+    /// The last refresh, or null.
+    #[schema(format = DateTime)]
     refreshed_at: Option<String>,
+    /// At most 256 characters.
     user_agent: Option<String>,
     ip: Option<String>,
+    /// Whether this is the calling session.
     current: bool,
 }
 
@@ -43,12 +60,23 @@ impl SessionView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SessionList {
+    /// Newest first.
     sessions: Vec<SessionView>,
 }
 
 /// The caller's live sessions (neither revoked nor expired), newest first.
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "sessions",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's live sessions", body = SessionList),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[get("/sessions")]
 async fn list(token: AccessToken, db: &Db) -> Result<Json<SessionList>, ApiError> {
     let claims = token.0;
@@ -59,19 +87,39 @@ async fn list(token: AccessToken, db: &Db) -> Result<Json<SessionList>, ApiError
 
 /// Ends one of the caller's live sessions (the calling one included). Any
 /// other id, well-formed or not, is 404: nothing leaks about other users.
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "A session id from GET /auth/sessions")),
+    security(("bearer" = []), ("cookie" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The session is revoked", body = Revoked),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[delete("/sessions/<id>")]
-async fn revoke_one(token: AccessToken, id: &str, db: &Db) -> Result<Json<Value>, ApiError> {
+async fn revoke_one(token: AccessToken, id: &str, db: &Db) -> Result<Json<Revoked>, ApiError> {
     let sid = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
     if db.revoke_session(token.0.user_id, sid, Reason::SessionRevoked).await? {
-        Ok(Json(json!({ "message": "Session revoked" })))
+        Ok(Json(Revoked { message: "Session revoked" }))
     } else {
         Err(ApiError::NotFound)
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+struct Revoked {
+    message: &'static str,
+}
+
+#[derive(Deserialize, ToSchema)]
 struct PasswordChange {
     current_password: String,
+    /// 8 to 1024 bytes of UTF-8.
+    #[schema(min_length = 8, max_length = 1024)]
     new_password: String,
 }
 
@@ -82,13 +130,28 @@ impl RequestBody for PasswordChange {
 /// Checks the current password (403 if wrong, nothing changed), then stores
 /// the new hash and ends every other session in one transaction; the
 /// calling session stays.
+#[utoipa::path(
+    context_path = "/auth",
+    tag = "sessions",
+    request_body = PasswordChange,
+    security(("bearer" = []), ("cookie" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Changed; every other session is revoked", body = LoggedOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidInput),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[post("/password", data = "<body>")]
 async fn change_password(
     token: AccessToken,
     body: JsonBody<PasswordChange>,
     db: &Db,
     auth: &State<Auth>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoggedOut>, ApiError> {
     let claims = token.0;
     let PasswordChange { current_password, new_password } = body.0;
     validate_password(&new_password, "new_password")?;
@@ -109,5 +172,5 @@ async fn change_password(
         new_password_hash: Some(new_hash),
     };
     let revoked = db.sweep_sessions(&sweep).await?;
-    Ok(Json(json!({ "message": "Password changed", "revoked_sessions": revoked })))
+    Ok(Json(LoggedOut::new("Password changed", Some(revoked))))
 }

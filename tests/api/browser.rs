@@ -8,38 +8,24 @@
 //! does not skip. A screenshot of the page after login is saved under
 //! `target/tmp/` for a person to look at.
 
-use rocket::fairing::AdHoc;
-
 use crate::backend_tests;
-use crate::helpers::{random_secret, test_figment, Backend, TestDb};
+use crate::helpers::{random_secret, test_figment, Backend, Server, TestDb};
 
 async fn the_demo_page_works_in_a_real_browser(backend: Backend) {
     let db = TestDb::create(backend).await;
-    let figment =
-        test_figment(&db, &db.url(), &random_secret()).merge(("address", "127.0.0.1")).merge(("port", 0));
-    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();
-    let rocket = jwt_blocklist::rocket(figment).attach(AdHoc::on_liftoff("Report the port", move |rocket| {
-        let _ = port_tx.send(rocket.config().port);
-        let _ = shutdown_tx.send(rocket.shutdown());
-        Box::pin(async {})
-    }));
-    let server = tokio::spawn(rocket.launch());
-    let port = port_rx.await.expect("the server lifts off");
-    let shutdown = shutdown_rx.await.expect("a shutdown handle");
+    let server = Server::start(test_figment(&db, &db.url(), &random_secret())).await;
 
     let screenshot =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-after-login-{backend:?}.png"));
     let output = tokio::process::Command::new("node")
         .arg("tests/browser/demo.mjs")
-        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(server.url())
         .arg(&screenshot)
         .output()
         .await
         .expect("node runs (scripts/setup installs it)");
 
-    shutdown.notify();
-    let _ = server.await;
+    server.stop().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");

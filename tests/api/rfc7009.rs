@@ -92,6 +92,9 @@ async fn a_request_without_a_token_or_not_a_form_is_400(backend: Backend) {
     app.revoke_form(&format!("token={0}&token={0}", tokens.access))
         .await
         .assert_error(400, "invalid_request");
+    app.revoke_form(&format!("token={}&token_type_hint=a&token_type_hint=b", tokens.access))
+        .await
+        .assert_error(400, "invalid_request");
     let as_json = app.post_json("/auth/revoke", &json!({ "token": tokens.access })).await;
     as_json.assert_error(400, "invalid_request");
     let plain = app.post_raw("/auth/revoke", ContentType::Plain, format!("token={}", tokens.access)).await;
@@ -103,7 +106,19 @@ async fn a_request_without_a_token_or_not_a_form_is_400(backend: Backend) {
     assert_eq!(rows(&app).await, 0);
 }
 
+/// RFC 6749 §3.1 forbids repeating a parameter; one the endpoint does not
+/// know is ignored however often it comes (found by schemathesis).
+async fn unknown_parameters_are_ignored_even_when_repeated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+
+    let response = app.revoke_form(&format!("=x&=y&extra=1&extra=2&token={}", tokens.access)).await;
+    assert_eq!(response.status, Status::Ok);
+    assert_eq!(app.protected(&tokens.access).await.body["error"], "token_revoked");
+}
+
 backend_tests!(
+    unknown_parameters_are_ignored_even_when_repeated,
     an_access_token_revokes_its_jti,
     a_refresh_token_revokes_its_session,
     tokens_that_are_not_valid_and_live_change_nothing,

@@ -1,0 +1,107 @@
+//! `GET /openapi.json` (the document from `openapi.rs`) and `GET /docs`, the
+//! API reference rendered by Swagger UI from files compiled into the binary
+//! (utoipa-swagger-ui's vendored copy): nothing is fetched from a CDN.
+//!
+//! `/docs` itself answers the page (not a redirect to `/docs/`), with a
+//! `<base href="/docs/">` so that its relative links reach `/docs/<file>`,
+//! which serves the UI's scripts and styles.
+
+use std::sync::{Arc, LazyLock};
+
+use rocket::http::uri::{fmt::Path, Segments};
+use rocket::http::{ContentType, Header};
+use rocket::serde::json::Json;
+use rocket::{get, routes, Responder, Route};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::Config;
+
+use super::openapi::document;
+use crate::error::ApiError;
+
+pub fn routes() -> Vec<Route> {
+    routes![openapi_json, index, file]
+}
+
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(openapi_json, index, file))]
+pub(crate) struct Doc;
+
+/// The UI's configuration: one document, ours.
+static CONFIG: LazyLock<Arc<Config<'static>>> =
+    LazyLock::new(|| Arc::new(Config::new(["/openapi.json"]).try_it_out_enabled(true).validator_url("none")));
+
+/// The page: Swagger UI's `index.html`, its relative links resolved under
+/// `/docs/`.
+static INDEX: LazyLock<Option<String>> = LazyLock::new(|| {
+    let file = utoipa_swagger_ui::serve("index.html", CONFIG.clone()).ok()??;
+    let html = String::from_utf8(file.bytes.into_owned()).ok()?;
+    Some(html.replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1))
+});
+
+/// Everything the UI loads comes from this origin (Rocket's Shield adds
+/// `X-Content-Type-Options: nosniff`); the UI's one call
+/// elsewhere (the validator badge) is turned off in [`CONFIG`] as well.
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'self'; frame-ancestors 'none'";
+
+#[derive(Responder)]
+pub struct Asset {
+    body: (ContentType, Vec<u8>),
+    policy: Header<'static>,
+}
+
+impl Asset {
+    fn new(content_type: ContentType, body: Vec<u8>) -> Self {
+        Asset { body: (content_type, body), policy: Header::new("Content-Security-Policy", POLICY) }
+    }
+}
+
+/// The OpenAPI 3.1 document of this service.
+#[utoipa::path(
+    tag = "operators",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object))
+)]
+#[get("/openapi.json")]
+fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(document())
+}
+
+/// The API reference, rendered from `/openapi.json` in the browser.
+#[utoipa::path(
+    tag = "operators",
+    responses((status = 200, description = "Swagger UI's page", content_type = "text/html", body = String))
+)]
+#[get("/docs")]
+fn index() -> Result<Asset, ApiError> {
+    let html = INDEX.as_ref().ok_or(ApiError::Internal)?;
+    Ok(Asset::new(ContentType::HTML, html.clone().into_bytes()))
+}
+
+/// The page's scripts, styles and images.
+#[utoipa::path(
+    tag = "operators",
+    params(("file" = String, Path, description = "A file of Swagger UI", example = "swagger-ui.css")),
+    responses(
+        (status = 200, description = "The file", content(
+            ("text/css"), ("text/javascript"), ("application/javascript"), ("image/png"), ("text/html")
+        )),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
+#[get("/docs/<file..>")]
+fn file(file: Segments<'_, Path>) -> Result<Asset, ApiError> {
+    // Looked up among the files compiled in, never on disk; any segments
+    // (even ones a `PathBuf` refuses) are just a name that is not there.
+    let name = file.collect::<Vec<_>>().join("/");
+    if name.is_empty() {
+        return index();
+    }
+    let found = utoipa_swagger_ui::serve(&name, CONFIG.clone()).map_err(|error| {
+        log::error!("Swagger UI's {name} could not be served: {error}");
+        ApiError::Internal
+    })?;
+    let found = found.ok_or(ApiError::NotFound)?;
+    let content_type = ContentType::parse_flexible(&found.content_type).unwrap_or(ContentType::Binary);
+    Ok(Asset::new(content_type, found.bytes.into_owned()))
+}

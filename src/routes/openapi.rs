@@ -1,0 +1,155 @@
+//! The OpenAPI 3.1 document, assembled from the code: each route module's
+//! `Doc` lists its handlers (their `#[utoipa::path]` sits on the handler, next
+//! to the Rocket attribute it is derived from), the bodies are the very types
+//! the handlers take and return, and the error answers are the reusable
+//! responses below, all with [`ErrorBody`]. `docs.rs` serves it;
+//! `tests/api/openapi.rs` checks that it names every mounted route and
+//! nothing else.
+
+use std::sync::LazyLock;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{self, ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+use crate::auth::cookies;
+use crate::error::ErrorBody;
+
+/// The document, built once.
+pub fn document() -> &'static openapi::OpenApi {
+    static DOCUMENT: LazyLock<openapi::OpenApi> = LazyLock::new(|| {
+        let mut document = Root::openapi();
+        document.merge(super::Doc::openapi());
+        document.merge(super::auth::Doc::openapi());
+        document.merge(super::logout::Doc::openapi());
+        document.merge(super::sessions::Doc::openapi());
+        document.merge(super::docs::Doc::openapi());
+        document.merge(Operators::openapi());
+        document
+    });
+    &DOCUMENT
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jwt-blocklist",
+        description = "Issues JWTs and revokes them for real: a persisted blocklist checked on every \
+            authenticated request. Access routes take a Bearer access token, or the `jbl_access` cookie \
+            (Browser transport), where unsafe methods also need `X-CSRF-Token`. Every error is \
+            `{\"error\": CODE, \"description\": TEXT}`.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    components(
+        schemas(ErrorBody),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            Conflict,
+            PayloadTooLarge,
+            InvalidInput,
+            TooManyRequests,
+            Unavailable
+        )
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "tokens", description = "Register, log in, refresh, who am I"),
+        (name = "revocation", description = "Log out, log out everywhere, RFC 7009"),
+        (name = "sessions", description = "The caller's sessions and password"),
+        (name = "browser", description = "The demo page"),
+        (name = "operators", description = "Health, metrics, this document"),
+    )
+)]
+struct Root;
+
+/// Routes that live outside `routes/` (the metrics scrape).
+#[derive(OpenApi)]
+#[openapi(paths(crate::metrics::scrape))]
+struct Operators;
+
+/// `bearer`: the access token in `Authorization`. `cookie`: the access
+/// cookie; with it, unsafe methods need `csrf` as well. `refresh_cookie`:
+/// the refresh cookie, which `POST /auth/refresh` takes instead of a body.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, document: &mut openapi::OpenApi) {
+        let components = document.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("An access token from /auth/login or /auth/refresh"))
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let cookie = |name: &str, description: &str| {
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(name, description)))
+        };
+        components.add_security_scheme(
+            "cookie",
+            cookie(cookies::ACCESS, "The access cookie set by a cookie-transport login"),
+        );
+        components.add_security_scheme(
+            "refresh_cookie",
+            cookie(cookies::REFRESH, "The refresh cookie set by a cookie-transport login"),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The session's CSRF token (`csrf_token`, also in the readable `jbl_csrf` cookie); \
+                 required with cookies on POST, PUT, PATCH and DELETE",
+            ))),
+        );
+    }
+}
+
+/// An error answer: [`ErrorBody`] as JSON, with the headers it carries.
+fn error_response(description: &str, headers: &[(&str, &str)]) -> RefOr<openapi::Response> {
+    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    let mut response = ResponseBuilder::new().description(description).content("application/json", body);
+    for (name, meaning) in headers {
+        let header = HeaderBuilder::new()
+            .schema(Some(openapi::schema::Object::with_type(openapi::schema::Type::String)))
+            .description(Some(*meaning))
+            .build();
+        response = response.header(*name, header);
+    }
+    RefOr::T(response.build())
+}
+
+/// One reusable error response per status, named in each route's
+/// `responses(...)`.
+macro_rules! error_responses {
+    ($($name:ident: $description:expr $(, $header:literal = $meaning:expr)*;)*) => {$(
+        pub struct $name;
+
+        impl<'s> ToResponse<'s> for $name {
+            fn response() -> (&'s str, RefOr<openapi::Response>) {
+                (stringify!($name), error_response($description, &[$(($header, $meaning)),*]))
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    BadRequest: "`invalid_request`: malformed JSON, a body that is not an object, a missing field, \
+        or the wrong content type";
+    Unauthorized: "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`; \
+        `invalid_credentials` for a failed login",
+        "WWW-Authenticate" = "RFC 6750: `Bearer realm=\"jwt-blocklist\"` for `missing_token`, with \
+            `error=\"invalid_token\", error_description=\"…\"` for the others";
+    Forbidden: "`csrf_failed`: a cookie-authenticated unsafe request without a matching \
+        `X-CSRF-Token`; `invalid_credentials` for a wrong current password";
+    NotFound: "`not_found`: no such session of the caller's (nothing is said about other users')";
+    Conflict: "`username_taken`";
+    PayloadTooLarge: "`payload_too_large`: the body is over 16 KiB";
+    InvalidInput: "`invalid_input`: a field of the wrong JSON type or a value that breaks the rules";
+    TooManyRequests: "`too_many_requests`: too many failed logins for this address and username",
+        "Retry-After" = "Seconds until the window has passed";
+    Unavailable: "`service_unavailable`: the database cannot be reached (fail closed), or the \
+        password hashing queue is full",
+        "Retry-After" = "Seconds to wait; sent when the hashing queue is full";
+}

@@ -1,0 +1,38 @@
+//! The real application listening on a real port (0: the system picks), for
+//! the clients that come from outside the test process: the browser test's
+//! Chromium and schemathesis.
+
+use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
+use rocket::Shutdown;
+
+pub struct Server {
+    pub port: u16,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<Result<rocket::Rocket<rocket::Ignite>, rocket::Error>>,
+}
+
+impl Server {
+    /// Launches the app built from `figment` on 127.0.0.1 and a free port.
+    pub async fn start(figment: Figment) -> Server {
+        let figment = figment.merge(("address", "127.0.0.1")).merge(("port", 0));
+        let (lifted_tx, lifted_rx) = tokio::sync::oneshot::channel();
+        let rocket =
+            jwt_blocklist::rocket(figment).attach(AdHoc::on_liftoff("Report the port", move |rocket| {
+                let _ = lifted_tx.send((rocket.config().port, rocket.shutdown()));
+                Box::pin(async {})
+            }));
+        let task = tokio::spawn(rocket.launch());
+        let (port, shutdown) = lifted_rx.await.expect("the server lifts off");
+        Server { port, shutdown, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.notify();
+        let _ = self.task.await;
+    }
+}
