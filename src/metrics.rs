@@ -144,6 +144,7 @@ impl Fairing for Recorder {
 /// The scrape: request counts and latencies as they are, plus the revocation
 /// memory's state read now.
 #[utoipa::path(
+    summary = "Metrics (Prometheus)",
     tag = "operators",
     responses((status = 200, description = "Prometheus text format 0.0.4 (see README: Operators)",
         content_type = "text/plain", body = String))

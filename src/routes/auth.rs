@@ -37,10 +37,10 @@ pub(crate) struct Doc;
 #[derive(Deserialize, ToSchema)]
 struct Credentials {
     /// Unique case-insensitively.
-    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$", example = "alice")]
     username: String,
     /// 8 to 1024 bytes of UTF-8.
-    #[schema(min_length = 8, max_length = 1024)]
+    #[schema(min_length = 8, max_length = 1024, example = "correct horse battery staple")]
     password: String,
 }
 
@@ -51,7 +51,9 @@ impl RequestBody for Credentials {
 /// A name that breaks the register rules is just a failed login (401).
 #[derive(Deserialize, ToSchema)]
 struct LoginRequest {
+    #[schema(example = "alice")]
     username: String,
+    #[schema(example = "correct horse battery staple")]
     password: String,
     #[serde(default)]
     transport: Transport,
@@ -115,6 +117,7 @@ pub(super) fn validate_password(password: &str, field: &str) -> Result<(), ApiEr
 }
 
 #[utoipa::path(
+    summary = "Register a user",
     context_path = "/auth",
     tag = "tokens",
     request_body = Credentials,
@@ -155,6 +158,8 @@ async fn register(
 /// the tarpit), then shed (503, at once) if the hashing queue is full; only
 /// then is a hash spent.
 #[utoipa::path(
+    summary = "Log in: start a session",
+    description = "Checks the password and starts a session: a Bearer pair, or with `\"transport\": \"cookie\"` HttpOnly cookies and a CSRF token. An unknown user and a wrong password get the same 401 in about the same time. After `login_max_failures` failures for one client address and username within `login_failure_window`, 429 with `Retry-After`; when too many logins wait for password hashing, 503 with `Retry-After` at once.",
     context_path = "/auth",
     tag = "tokens",
     request_body = LoginRequest,
@@ -240,6 +245,8 @@ async fn start_session(
 /// cookie, which needs the CSRF header like any cookie-authenticated POST.
 /// The answer has the shape of the login that started the session.
 #[utoipa::path(
+    summary = "Refresh: rotate the session's tokens",
+    description = "Uses up the presented refresh token and answers the session's next pair, in the shape of its login. Presenting a used-up refresh token again is `token_revoked` and revokes the whole session.",
     context_path = "/auth",
     tag = "tokens",
     request_body(content = RefreshRequest, description = "A cookie session leaves the body out (or sends \
@@ -308,6 +315,7 @@ async fn refresh(
 }
 
 #[utoipa::path(
+    summary = "Who am I",
     context_path = "/auth",
     tag = "tokens",
     security(("bearer" = []), ("cookie" = [])),

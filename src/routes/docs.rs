@@ -59,6 +59,7 @@ impl Asset {
 
 /// The OpenAPI 3.1 document of this service.
 #[utoipa::path(
+    summary = "This document",
     tag = "operators",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object))
 )]
@@ -69,6 +70,7 @@ fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 
 /// The API reference, rendered from `/openapi.json` in the browser.
 #[utoipa::path(
+    summary = "The API reference (Swagger UI)",
     tag = "operators",
     responses((status = 200, description = "Swagger UI's page", content_type = "text/html", body = String))
 )]
@@ -80,6 +82,7 @@ fn index() -> Result<Asset, ApiError> {
 
 /// The page's scripts, styles and images.
 #[utoipa::path(
+    summary = "The API reference's files",
     tag = "operators",
     params(("file" = String, Path, description = "A file of Swagger UI", example = "swagger-ui.css")),
     responses(

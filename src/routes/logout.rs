@@ -77,6 +77,8 @@ impl LoggedOut {
 /// scope is 422 and revokes nothing. When the caller's own session ends and
 /// it came by cookie, the cookies are cleared.
 #[utoipa::path(
+    summary = "Log out",
+    description = "`local` (the default): this token and its session. `others`: every other session of the user; this one stays. `global`: every session, as logout-all. An unknown scope is 422 and revokes nothing. By cookie (except `others`), the cookies are cleared.",
     context_path = "/auth",
     tag = "revocation",
     params(("scope" = Option<Scope>, Query, description = "Which sessions to end (default `local`)")),
@@ -127,6 +129,8 @@ async fn logout_scoped(scope: Scope, claims: &Claims, db: &Db) -> Result<Json<Lo
 }
 
 #[utoipa::path(
+    summary = "Log out everywhere",
+    description = "Revokes every session of the user: every token issued to them before this moment is rejected, including tokens of a login still in flight.",
     context_path = "/auth",
     tag = "revocation",
     security(("bearer" = []), ("cookie" = [], "csrf" = [])),
@@ -171,6 +175,8 @@ async fn sweep(db: &Db, claims: &Claims, keep: Option<uuid::Uuid>, reason: Reaso
 /// (§2.1): the token's own `type` claim decides, and an unknown hint is
 /// ignored.
 #[utoipa::path(
+    summary = "Revoke a token (RFC 7009)",
+    description = "Whoever holds a token may revoke it: an access token revokes its `jti`, a refresh token its whole session. A token that is not a valid live one (malformed, badly signed, expired, already revoked, used up) is also 200 and changes nothing. `token_type_hint` is only a hint.",
     context_path = "/auth",
     tag = "revocation",
     request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),

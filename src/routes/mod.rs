@@ -64,6 +64,8 @@ struct Granted {
 /// Answered from the verified claims and the revocation check alone: the
 /// reference route for benchmarks.
 #[utoipa::path(
+    summary = "A protected resource",
+    description = "Answered from the verified token and the revocation check alone.",
     tag = "tokens",
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -112,6 +114,8 @@ struct RevocationCache {
 }
 
 #[utoipa::path(
+    summary = "Health",
+    description = "Whether the database answers, and the state of the revocation memory (`live`: answered from memory, confirmed current within `max_staleness_ms`; `fallback`: the database answers).",
     tag = "operators",
     responses(
         (status = 200, description = "The database answers", body = Health),

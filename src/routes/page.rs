@@ -45,6 +45,7 @@ pub struct Page {
 
 /// The demo page: register, log in by cookie, sessions, refresh, log out.
 #[utoipa::path(
+    summary = "The demo page",
     tag = "browser",
     responses((status = 200, description = "A self-contained HTML page", content_type = "text/html", body = String))
 )]

@@ -68,6 +68,7 @@ struct SessionList {
 
 /// The caller's live sessions (neither revoked nor expired), newest first.
 #[utoipa::path(
+    summary = "List my sessions",
     context_path = "/auth",
     tag = "sessions",
     security(("bearer" = []), ("cookie" = [])),
@@ -88,6 +89,8 @@ async fn list(token: AccessToken, db: &Db) -> Result<Json<SessionList>, ApiError
 /// Ends one of the caller's live sessions (the calling one included). Any
 /// other id, well-formed or not, is 404: nothing leaks about other users.
 #[utoipa::path(
+    summary = "Revoke one of my sessions",
+    description = "Any id that is not one of the caller's live sessions (another user's, revoked, expired, malformed) is 404, so nothing leaks about other users.",
     context_path = "/auth",
     tag = "sessions",
     params(("id" = Uuid, Path, description = "A session id from GET /auth/sessions")),
@@ -131,6 +134,8 @@ impl RequestBody for PasswordChange {
 /// the new hash and ends every other session in one transaction; the
 /// calling session stays.
 #[utoipa::path(
+    summary = "Change my password",
+    description = "Checks the current password (403 if wrong; nothing changes), stores the new one and revokes every other session of the user; the calling session stays.",
     context_path = "/auth",
     tag = "sessions",
     request_body = PasswordChange,
