@@ -1,12 +1,14 @@
 //! Authentication: token encoding and decoding (`jwt`), password hashing
-//! and its queue (`password`), login throttling (`throttle`), the cookie
-//! transport (`cookies`) and its CSRF protection (`csrf`), and the request
+//! and its queue (`password`) on low-priority threads (`hashers`), login
+//! throttling (`throttle`), the cookie transport (`cookies`) and its CSRF
+//! protection (`csrf`), and the request
 //! guards built on them (`guard`). The stage validates the configuration and
 //! builds the keys once, at ignite.
 
 pub mod cookies;
 pub mod csrf;
 pub mod guard;
+pub mod hashers;
 pub mod jwt;
 pub mod password;
 pub mod throttle;

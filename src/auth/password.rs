@@ -1,26 +1,26 @@
 //! Password hashing with argon2id at OWASP's parameters (m = 19 MiB, t = 2,
-//! p = 1). Hashing runs on the blocking pool, never on the async workers, and
-//! a semaphore keeps it to fewer threads than there are cores so a burst of
+//! p = 1). Hashing runs on [`Hashers`]: never on the async workers, on fewer
+//! threads than there are cores, at a lower CPU priority, so a burst of
 //! logins cannot starve the other routes.
 //!
 //! Memory: argon2's 19 MiB of working memory is allocated once per hashing
-//! slot and reused, not allocated per hash. (Per hash, the allocator kept the
-//! freed 19 MiB in whichever thread's arena ran it: measured, a login storm
-//! left the process 370 MB larger.)
+//! thread and reused, not allocated per hash. (Per hash, the allocator kept
+//! the freed 19 MiB in whichever thread's arena ran it: measured, a login
+//! storm left the process 370 MB larger.)
 //!
 //! Load shedding: every hash needs a [`HashTicket`], and at most `hash_queue`
 //! tickets are out at once (waiting or hashing). When they are all taken the
 //! next request gets 503 at once rather than a place in an ever longer queue;
 //! a waiting one costs a few KiB.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rocket::tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use rocket::tokio::task;
 
+use super::hashers::Hashers;
 use crate::error::ApiError;
 
 /// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
@@ -35,10 +35,8 @@ pub struct Passwords {
     /// A real hash of a random password, verified against when the user does
     /// not exist, so unknown users cost the same as wrong passwords.
     dummy_hash: Arc<str>,
-    /// Hashes running at once: fewer than the cores.
-    permits: Arc<Semaphore>,
-    /// argon2 working memory, one per running hash, reused.
-    workspaces: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// The hashing threads: fewer than the cores.
+    hashers: Arc<Hashers>,
     /// Tickets: requests waiting for a hash or hashing (`hash_queue`).
     queue: Arc<Semaphore>,
 }
@@ -116,11 +114,15 @@ impl Passwords {
     /// hash once, off the async workers.
     pub async fn new(queue: usize) -> Result<Self, ApiError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let permits = Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)));
+        let hashers =
+            Hashers::start(cores.saturating_sub(1).max(1), params().block_count()).map_err(|e| {
+                log::error!("cannot start the password hashing threads: {e}");
+                ApiError::Internal
+            })?;
         let mut random = [0u8; 32];
         OsRng.fill_bytes(&mut random);
         let queue = Arc::new(Semaphore::new(queue));
-        let dummy = Passwords { dummy_hash: Arc::from(""), permits, workspaces: Arc::default(), queue };
+        let dummy = Passwords { dummy_hash: Arc::from(""), hashers: Arc::new(hashers), queue };
         let dummy_hash = dummy.blocking(move |memory| hash_with(&random, memory)).await?;
         Ok(Passwords { dummy_hash: Arc::from(dummy_hash), ..dummy })
     }
@@ -137,25 +139,15 @@ impl Passwords {
         }
     }
 
-    /// Runs `work` on the blocking pool with a hashing slot and its memory.
+    /// Runs `work` on a hashing thread with its workspace.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut [Block]) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(|_| ApiError::Internal)?;
-        let workspaces = self.workspaces.clone();
-        task::spawn_blocking(move || {
-            let taken = workspaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-            let mut memory = taken.unwrap_or_else(|| vec![Block::default(); params().block_count()]);
-            let result = work(&mut memory);
-            workspaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(memory);
-            result
+        self.hashers.run(work).await.unwrap_or_else(|| {
+            log::error!("password hashing failed: the job panicked or the threads are gone");
+            Err(ApiError::Internal)
         })
-        .await
-        .map_err(|e| {
-            log::error!("password hashing task failed: {e}");
-            ApiError::Internal
-        })?
     }
 }
 
