@@ -208,6 +208,13 @@ impl<'r> Responder<'r, 'static> for ApiError {
         if let Some(seconds) = self.retry_after() {
             response.set_header(Header::new("Retry-After", seconds.to_string()));
         }
+        if self == ApiError::Busy {
+            // A shed request also ends its connection (as proxies do when
+            // shedding): a flood must reconnect, through the one accept
+            // loop, before it can send the next, rather than keep the
+            // workers busy with requests that will be shed too.
+            response.set_header(Header::new("Connection", "close"));
+        }
         Ok(response)
     }
 }
