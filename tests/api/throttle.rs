@@ -138,7 +138,9 @@ async fn a_full_hashing_queue_sheds_logins_and_registrations_at_once(backend: Ba
     for shed in [&login, &register] {
         shed.assert_error(503, "service_unavailable");
         assert_eq!(shed.retry_after.as_deref(), Some("1"), "{shed:?}");
+        assert_eq!(shed.header("Connection"), Some("close"), "a shed request ends its connection");
     }
+    assert_eq!(throttled.header("Connection"), None, "only shedding closes the connection");
     assert_throttled(&throttled, 300);
     assert_eq!(app.db.count("SELECT count(*) FROM users").await, 1, "bob was not registered");
     assert_eq!(app.login_from(HOME, None, "alice", PASSWORD).await.status, Status::Ok, "a free place again");
