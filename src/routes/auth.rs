@@ -15,8 +15,7 @@ use super::device::ClientDevice;
 use super::issue::{issue, Grant, Issued, TokenResponse, Transport};
 use super::json::{JsonBody, OptionalJsonBody, RequestBody};
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, InvalidInput, PayloadTooLarge, TooManyRequests, Unauthorized,
-    Unavailable,
+    AccessErrors, BodyErrors, Conflict, TooManyRequests, Unauthorized, Unavailable, UnsafeAccessErrors,
 };
 use crate::auth::guard::{check_csrf, AccessToken, CsrfHeader};
 use crate::auth::jwt::TokenType;
@@ -123,10 +122,8 @@ pub(super) fn validate_password(password: &str, field: &str) -> Result<(), ApiEr
     request_body = Credentials,
     responses(
         (status = 201, description = "Registered", body = UserView),
-        (status = 400, response = BadRequest),
+        BodyErrors,
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = InvalidInput),
         (status = 503, response = Unavailable),
     )
 )]
@@ -168,10 +165,8 @@ async fn register(
             `jbl_access`, `jbl_refresh`, `jbl_csrf` and the CSRF token", body = Issued,
             headers(("Cache-Control" = String, description = "no-store"),
                 ("Set-Cookie" = String, description = "With transport cookie: the three cookies"))),
-        (status = 400, response = BadRequest),
+        BodyErrors,
         (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = InvalidInput),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
     )
@@ -257,12 +252,8 @@ async fn start_session(
             refresh token is used up", body = Issued,
             headers(("Cache-Control" = String, description = "no-store"),
                 ("Set-Cookie" = String, description = "For a cookie session: the three cookies"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = InvalidInput),
-        (status = 503, response = Unavailable),
+        BodyErrors,
+        UnsafeAccessErrors,
     )
 )]
 #[post("/refresh", data = "<body>")]
@@ -321,8 +312,7 @@ async fn refresh(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The caller", body = UserView),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        AccessErrors,
     )
 )]
 #[get("/me")]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::form::FormBody;
-use super::openapi::{BadRequest, Forbidden, InvalidInput, PayloadTooLarge, Unauthorized, Unavailable};
+use super::openapi::{BadRequest, InvalidInput, PayloadTooLarge, Unavailable, UnsafeAccessErrors};
 use crate::auth::guard::{AccessToken, Via};
 use crate::auth::jwt::{Claims, TokenType};
 use crate::auth::{cookies, Auth};
@@ -85,10 +85,8 @@ impl LoggedOut {
     security(("bearer" = []), ("cookie" = [], "csrf" = [])),
     responses(
         (status = 200, description = "Logged out; by cookie (except `others`) the cookies are cleared", body = LoggedOut),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
+        UnsafeAccessErrors,
         (status = 422, response = InvalidInput),
-        (status = 503, response = Unavailable),
     )
 )]
 #[post("/logout?<scope>")]
@@ -137,9 +135,7 @@ async fn logout_scoped(scope: Scope, claims: &Claims, db: &Db) -> Result<Json<Lo
     responses(
         (status = 200, description = "Every session of the user revoked; by cookie the cookies are cleared",
             body = LoggedOut),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
+        UnsafeAccessErrors,
     )
 )]
 #[post("/logout-all")]

@@ -70,8 +70,7 @@ struct Granted {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The token is valid and not revoked", body = Granted),
-        (status = 401, response = openapi::Unauthorized),
-        (status = 503, response = openapi::Unavailable),
+        openapi::AccessErrors,
     )
 )]
 #[get("/protected")]

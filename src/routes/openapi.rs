@@ -6,11 +6,12 @@
 //! `tests/api/openapi.rs` checks that it names every mounted route and
 //! nothing else.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{self, ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 use crate::auth::cookies;
 use crate::error::ErrorBody;
@@ -152,4 +153,29 @@ error_responses! {
     Unavailable: "`service_unavailable`: the database cannot be reached (fail closed), or the \
         password hashing queue is full",
         "Retry-After" = "Seconds to wait; sent when the hashing queue is full";
+}
+
+/// Groups of the responses above that many routes share, by what they take.
+macro_rules! response_groups {
+    ($($(#[$doc:meta])* $name:ident = [$($status:literal: $response:ident),*];)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+                [$(($status.to_owned(), RefOr::Ref(Ref::from_response_name(stringify!($response))))),*].into()
+            }
+        }
+    )*};
+}
+
+response_groups! {
+    /// A route behind an access token, safe method: the token refused, or
+    /// its revocation status unknown (fail closed).
+    AccessErrors = ["401": Unauthorized, "503": Unavailable];
+    /// The same with an unsafe method, which by cookie needs `X-CSRF-Token`.
+    UnsafeAccessErrors = ["401": Unauthorized, "403": Forbidden, "503": Unavailable];
+    /// A JSON body: unreadable or missing a field, too large, or breaking
+    /// the rules.
+    BodyErrors = ["400": BadRequest, "413": PayloadTooLarge, "422": InvalidInput];
 }

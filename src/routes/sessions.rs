@@ -11,9 +11,7 @@ use uuid::Uuid;
 use super::auth::{rfc3339, validate_password};
 use super::json::{JsonBody, RequestBody};
 use super::logout::LoggedOut;
-use super::openapi::{
-    BadRequest, Forbidden, InvalidInput, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
-};
+use super::openapi::{AccessErrors, BodyErrors, NotFound, UnsafeAccessErrors};
 use crate::auth::guard::AccessToken;
 use crate::auth::Auth;
 use crate::db::{Db, Reason, SessionInfo, SessionSweep};
@@ -74,8 +72,7 @@ struct SessionList {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The caller's live sessions", body = SessionList),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        AccessErrors,
     )
 )]
 #[get("/sessions")]
@@ -97,10 +94,8 @@ async fn list(token: AccessToken, db: &Db) -> Result<Json<SessionList>, ApiError
     security(("bearer" = []), ("cookie" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The session is revoked", body = Revoked),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
+        UnsafeAccessErrors,
         (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     )
 )]
 #[delete("/sessions/<id>")]
@@ -142,12 +137,8 @@ impl RequestBody for PasswordChange {
     security(("bearer" = []), ("cookie" = [], "csrf" = [])),
     responses(
         (status = 200, description = "Changed; every other session is revoked", body = LoggedOut),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = InvalidInput),
-        (status = 503, response = Unavailable),
+        BodyErrors,
+        UnsafeAccessErrors,
     )
 )]
 #[post("/password", data = "<body>")]

@@ -9,26 +9,14 @@
 //! `target/tmp/` for a person to look at.
 
 use crate::backend_tests;
-use crate::helpers::{random_secret, test_figment, Backend, Server, TestDb};
+use crate::helpers::{random_secret, run_in_browser, test_figment, Backend, Server, TestDb};
 
 async fn the_demo_page_works_in_a_real_browser(backend: Backend) {
     let db = TestDb::create(backend).await;
     let server = Server::start(test_figment(&db, &db.url(), &random_secret())).await;
 
-    let screenshot =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-after-login-{backend:?}.png"));
-    let output = tokio::process::Command::new("node")
-        .arg("tests/browser/demo.mjs")
-        .arg(server.url())
-        .arg(&screenshot)
-        .output()
-        .await
-        .expect("node runs (scripts/setup installs it)");
-
-    server.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
+    let (stdout, screenshot) =
+        run_in_browser(server, "demo.mjs", &format!("demo-after-login-{backend:?}.png")).await;
     assert!(stdout.contains("ok - the other tab's stale session shows token_revoked"), "{stdout}");
     assert!(
         std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 0),

@@ -11,7 +11,7 @@ use rocket::http::{ContentType, Method};
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{random_secret, test_figment, Backend, Server, TestApp, TestDb};
+use crate::helpers::{random_secret, run_in_browser, test_figment, Backend, Server, TestApp, TestDb};
 
 /// Mounted but deliberately not documented: the CORS preflight answers
 /// `OPTIONS` on every path (`cors.rs`), which OpenAPI cannot name as one
@@ -152,18 +152,7 @@ async fn the_docs_page_and_its_files_come_from_the_binary(backend: Backend) {
 async fn the_docs_page_renders_every_operation_in_a_real_browser(backend: Backend) {
     let db = TestDb::create(backend).await;
     let server = Server::start(test_figment(&db, &db.url(), &random_secret())).await;
-    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("docs-{backend:?}.png"));
-    let output = tokio::process::Command::new("node")
-        .arg("tests/browser/docs.mjs")
-        .arg(server.url())
-        .arg(&screenshot)
-        .output()
-        .await
-        .expect("node runs (scripts/setup installs it)");
-    server.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
+    let (stdout, screenshot) = run_in_browser(server, "docs.mjs", &format!("docs-{backend:?}.png")).await;
     assert!(stdout.contains("ok - nothing is fetched from elsewhere"), "{stdout}");
     println!("{stdout}screenshot: {}", screenshot.display());
 }

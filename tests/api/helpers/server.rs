@@ -36,3 +36,23 @@ impl Server {
         let _ = self.task.await;
     }
 }
+
+/// Runs `tests/browser/<script>` in Node (Debian's Chromium through
+/// playwright-core, both installed by `scripts/setup`) against `server`,
+/// then stops the server. Fails the test if the script fails; returns its
+/// output and the screenshot it saved under `target/tmp/`.
+pub async fn run_in_browser(server: Server, script: &str, screenshot: &str) -> (String, std::path::PathBuf) {
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(screenshot);
+    let output = tokio::process::Command::new("node")
+        .arg(format!("tests/browser/{script}"))
+        .arg(server.url())
+        .arg(&screenshot)
+        .output()
+        .await
+        .expect("node runs (scripts/setup installs it)");
+    server.stop().await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
+    (stdout, screenshot)
+}
