@@ -6,6 +6,7 @@
 //! `<base href="/docs/">` so that its relative links reach `/docs/<file>`,
 //! which serves the UI's scripts and styles.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use rocket::http::uri::{fmt::Path, Segments};
@@ -47,12 +48,14 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'u
 
 #[derive(Responder)]
 pub struct Asset {
-    body: (ContentType, Vec<u8>),
+    body: (ContentType, Cow<'static, [u8]>),
     policy: Header<'static>,
 }
 
 impl Asset {
-    fn new(content_type: ContentType, body: Vec<u8>) -> Self {
+    /// `body` is borrowed from the binary for every file but the
+    /// initializer (which carries the configuration): nothing is copied.
+    fn new(content_type: ContentType, body: Cow<'static, [u8]>) -> Self {
         Asset { body: (content_type, body), policy: Header::new("Content-Security-Policy", POLICY) }
     }
 }
@@ -77,7 +80,7 @@ fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 #[get("/docs")]
 fn index() -> Result<Asset, ApiError> {
     let html = INDEX.as_ref().ok_or(ApiError::Internal)?;
-    Ok(Asset::new(ContentType::HTML, html.clone().into_bytes()))
+    Ok(Asset::new(ContentType::HTML, Cow::Borrowed(html.as_bytes())))
 }
 
 /// The page's scripts, styles and images.
@@ -106,5 +109,5 @@ fn file(file: Segments<'_, Path>) -> Result<Asset, ApiError> {
     })?;
     let found = found.ok_or(ApiError::NotFound)?;
     let content_type = ContentType::parse_flexible(&found.content_type).unwrap_or(ContentType::Binary);
-    Ok(Asset::new(content_type, found.bytes.into_owned()))
+    Ok(Asset::new(content_type, found.bytes))
 }
