@@ -99,7 +99,8 @@ mod tests {
                 (nice, memory.len())
             }))
             .unwrap();
-        assert_eq!((nice, blocks), (NICE, 8));
+        assert!(nice >= NICE, "nice {nice}: at least {NICE} (more if the process already was)");
+        assert_eq!(blocks, 8);
         let panicked = runtime.block_on(hashers.run(|_| -> u8 { panic!("a job that panics") }));
         assert_eq!(panicked, None);
         let after = runtime.block_on(hashers.run(|memory| memory.len()));
