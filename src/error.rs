@@ -156,6 +156,41 @@ impl ApiError {
         }
     }
 
+    /// One error of each kind: the OpenAPI document lists, for each status,
+    /// the codes it can carry ([`ApiError::codes_for`]).
+    pub fn every_kind() -> [ApiError; 16] {
+        let text = String::new;
+        [
+            ApiError::InvalidRequest(text()),
+            ApiError::MissingToken,
+            ApiError::InvalidToken(text()),
+            ApiError::TokenExpired,
+            ApiError::TokenRevoked,
+            ApiError::InvalidCredentials,
+            ApiError::WrongPassword,
+            ApiError::CsrfFailed,
+            ApiError::NotFound,
+            ApiError::UsernameTaken,
+            ApiError::PayloadTooLarge,
+            ApiError::InvalidInput(text()),
+            ApiError::TooManyRequests(0),
+            ApiError::ServiceUnavailable,
+            ApiError::Busy,
+            ApiError::Internal,
+        ]
+    }
+
+    /// The codes an answer with `status` can carry.
+    pub fn codes_for(status: u16) -> Vec<ErrorCode> {
+        let mut codes: Vec<ErrorCode> = Vec::new();
+        for error in Self::every_kind().iter().filter(|error| error.status().code == status) {
+            if !codes.contains(&error.code()) {
+                codes.push(error.code());
+            }
+        }
+        codes
+    }
+
     /// The error a catcher reports when nothing more specific was recorded.
     fn for_status(status: Status) -> Self {
         match status.code {
@@ -246,3 +281,40 @@ pub fn catchers() -> Vec<Catcher> {
 
 /// Convenience for request guards.
 pub type GuardOutcome<T> = request::Outcome<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails to compile when a kind is added (the match), and fails when
+    /// [`ApiError::every_kind`] leaves one out.
+    #[test]
+    fn every_kind_lists_each_kind_once() {
+        fn index(error: &ApiError) -> usize {
+            match error {
+                ApiError::InvalidRequest(_) => 0,
+                ApiError::MissingToken => 1,
+                ApiError::InvalidToken(_) => 2,
+                ApiError::TokenExpired => 3,
+                ApiError::TokenRevoked => 4,
+                ApiError::InvalidCredentials => 5,
+                ApiError::WrongPassword => 6,
+                ApiError::CsrfFailed => 7,
+                ApiError::NotFound => 8,
+                ApiError::UsernameTaken => 9,
+                ApiError::PayloadTooLarge => 10,
+                ApiError::InvalidInput(_) => 11,
+                ApiError::TooManyRequests(_) => 12,
+                ApiError::ServiceUnavailable => 13,
+                ApiError::Busy => 14,
+                ApiError::Internal => 15,
+            }
+        }
+        let mut seen: Vec<usize> = ApiError::every_kind().iter().map(index).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..16).collect::<Vec<_>>());
+        let codes = ApiError::codes_for(401);
+        assert_eq!(codes.len(), 5, "{codes:?}");
+        assert_eq!(ApiError::codes_for(403), [ErrorCode::InvalidCredentials, ErrorCode::CsrfFailed]);
+    }
+}

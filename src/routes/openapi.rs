@@ -14,7 +14,7 @@ use utoipa::openapi::{self, ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseB
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 use crate::auth::cookies;
-use crate::error::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
 
 /// The document, built once.
 pub fn document() -> &'static openapi::OpenApi {
@@ -108,8 +108,15 @@ impl Modify for SecuritySchemes {
 }
 
 /// An error answer: [`ErrorBody`] as JSON, with the headers it carries.
-fn error_response(description: &str, headers: &[(&str, &str)]) -> RefOr<openapi::Response> {
-    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+/// The schema is [`ErrorBody`] with `error` narrowed to the codes `status`
+/// can carry ([`ApiError::codes_for`], from the error type itself).
+fn error_response(status: u16, description: &str, headers: &[(&str, &str)]) -> RefOr<openapi::Response> {
+    use openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+    let codes = ApiError::codes_for(status).into_iter().map(|code| serde_json::to_value(code).ok());
+    let narrowed = ObjectBuilder::new()
+        .property("error", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.flatten())));
+    let schema = AllOfBuilder::new().item(Ref::from_schema_name("ErrorBody")).item(narrowed);
+    let body = ContentBuilder::new().schema(Some(schema)).build();
     let mut response = ResponseBuilder::new().description(description).content("application/json", body);
     for (name, meaning) in headers {
         let header = HeaderBuilder::new()
@@ -124,33 +131,33 @@ fn error_response(description: &str, headers: &[(&str, &str)]) -> RefOr<openapi:
 /// One reusable error response per status, named in each route's
 /// `responses(...)`.
 macro_rules! error_responses {
-    ($($name:ident: $description:expr $(, $header:literal = $meaning:expr)*;)*) => {$(
+    ($($name:ident($status:literal): $description:expr $(, $header:literal = $meaning:expr)*;)*) => {$(
         pub struct $name;
 
         impl<'s> ToResponse<'s> for $name {
             fn response() -> (&'s str, RefOr<openapi::Response>) {
-                (stringify!($name), error_response($description, &[$(($header, $meaning)),*]))
+                (stringify!($name), error_response($status, $description, &[$(($header, $meaning)),*]))
             }
         }
     )*};
 }
 
 error_responses! {
-    BadRequest: "`invalid_request`: malformed JSON, a body that is not an object, a missing field, \
+    BadRequest(400): "`invalid_request`: malformed JSON, a body that is not an object, a missing field, \
         or the wrong content type";
-    Unauthorized: "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`; \
+    Unauthorized(401): "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`; \
         `invalid_credentials` for a failed login",
         "WWW-Authenticate" = "RFC 6750: `Bearer realm=\"jwt-blocklist\"` for `missing_token`, with \
             `error=\"invalid_token\", error_description=\"…\"` for the others";
-    Forbidden: "`csrf_failed`: a cookie-authenticated unsafe request without a matching \
+    Forbidden(403): "`csrf_failed`: a cookie-authenticated unsafe request without a matching \
         `X-CSRF-Token`; `invalid_credentials` for a wrong current password";
-    NotFound: "`not_found`: no such session of the caller's (nothing is said about other users')";
-    Conflict: "`username_taken`";
-    PayloadTooLarge: "`payload_too_large`: the body is over 16 KiB";
-    InvalidInput: "`invalid_input`: a field of the wrong JSON type or a value that breaks the rules";
-    TooManyRequests: "`too_many_requests`: too many failed logins for this address and username",
+    NotFound(404): "`not_found`: no such session of the caller's (nothing is said about other users')";
+    Conflict(409): "`username_taken`";
+    PayloadTooLarge(413): "`payload_too_large`: the body is over 16 KiB";
+    InvalidInput(422): "`invalid_input`: a field of the wrong JSON type or a value that breaks the rules";
+    TooManyRequests(429): "`too_many_requests`: too many failed logins for this address and username",
         "Retry-After" = "Seconds until the window has passed";
-    Unavailable: "`service_unavailable`: the database cannot be reached (fail closed), or the \
+    Unavailable(503): "`service_unavailable`: the database cannot be reached (fail closed), or the \
         password hashing queue is full",
         "Retry-After" = "Seconds to wait; sent when the hashing queue is full";
 }

@@ -69,6 +69,23 @@ async fn every_mounted_route_is_documented_and_every_documented_operation_is_mou
     assert_eq!(options, UNDOCUMENTED.len(), "the only OPTIONS route is the CORS preflight");
 }
 
+/// The contract's error table: the codes each status carries.
+fn contract_codes(status: &str) -> Value {
+    let codes: &[&str] = match status {
+        "400" => &["invalid_request"],
+        "401" => &["missing_token", "invalid_token", "token_expired", "token_revoked", "invalid_credentials"],
+        "403" => &["invalid_credentials", "csrf_failed"],
+        "404" => &["not_found"],
+        "409" => &["username_taken"],
+        "413" => &["payload_too_large"],
+        "422" => &["invalid_input"],
+        "429" => &["too_many_requests"],
+        "503" => &["service_unavailable"],
+        other => panic!("no error row for {other}"),
+    };
+    serde_json::json!(codes)
+}
+
 async fn the_document_is_openapi_3_1_with_both_security_schemes_and_error_bodies(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let document = document(&app).await;
@@ -92,9 +109,10 @@ async fn the_document_is_openapi_3_1_with_both_security_schemes_and_error_bodies
     let me = &document["paths"]["/auth/me"]["get"];
     assert_eq!(me["security"], serde_json::json!([{ "bearer": [] }, { "cookie": [] }]));
 
-    // Every error answer of every operation is the error body (the health
-    // check's 503 is its own `{"status": "unavailable"}`), and every JSON
-    // request body is a named schema.
+    // Every error answer of every operation is the error body with `error`
+    // narrowed to the contract's codes for its status (the health check's
+    // 503 is its own `{"status": "unavailable"}`), and every JSON request
+    // body is a named schema.
     let responses = &document["components"]["responses"];
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("a path item") {
@@ -105,11 +123,10 @@ async fn the_document_is_openapi_3_1_with_both_security_schemes_and_error_bodies
                 }
                 let name = response["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/responses/"));
                 let name = name.unwrap_or_else(|| panic!("{at} {status} is a shared error response"));
-                assert_eq!(
-                    responses[name]["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/ErrorBody",
-                    "{at} {status}"
-                );
+                let schema = &responses[name]["content"]["application/json"]["schema"];
+                assert_eq!(schema["allOf"][0]["$ref"], "#/components/schemas/ErrorBody", "{at} {status}");
+                let codes = &schema["allOf"][1]["properties"]["error"]["enum"];
+                assert_eq!(codes, &contract_codes(status), "{at} {status}: the contract's codes for it");
             }
             if let Some(body) = operation.get("requestBody") {
                 let content = body["content"].as_object().expect("content");
