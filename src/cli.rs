@@ -5,14 +5,34 @@
 //! every running instance enforces them within the contract's bound.
 
 use std::process::ExitCode;
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
 use rocket::figment::Figment;
 use uuid::Uuid;
 
-use crate::config::AppConfig;
-use crate::db::{Reason, Revocation, SessionSweep, Store};
+use crate::config::{AppConfig, ConfigError};
+use crate::db::{DbError, Reason, Revocation, SessionSweep, Store};
+use crate::purge::{purge_expired, SKIPPED};
+
+/// Why a command failed; its text (causes included) goes to standard error.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("invalid database configuration: {0}")]
+    DatabaseConfig(#[from] rocket::figment::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] DbError),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] DbError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// No such user, or no such live session.
+    #[error("{0}")]
+    NotFound(String),
+}
 
 #[derive(Parser)]
 #[command(name = "jwt-blocklist", version, about = "Issues JWTs and lets users log out for real.")]
@@ -59,7 +79,7 @@ pub async fn run(command: Command, figment: &Figment) -> ExitCode {
     let result = match command {
         Command::Serve => unreachable!("main serves"),
         Command::Migrate => migrate(figment).await,
-        Command::Purge => crate::purge::run_once(figment).await,
+        Command::Purge => purge(figment).await,
         Command::Revoke { jti, until, session, user } => revoke(figment, jti, until, session, user).await,
         Command::Sessions { name } => sessions(figment, &name).await,
     };
@@ -76,25 +96,33 @@ pub async fn run(command: Command, figment: &Figment) -> ExitCode {
 }
 
 /// Connects with the service's configuration and applies the migrations.
-pub async fn open(figment: &Figment) -> Result<(AppConfig, Store), String> {
-    let config = AppConfig::from_figment(figment).map_err(|e| e.to_string())?;
-    let db_config: rocket_db_pools::Config = figment
-        .focus("databases.main")
-        .join(("max_connections", 2))
-        .extract()
-        .map_err(|e| format!("invalid database configuration: {e}"))?;
-    let store =
-        Store::connect(&db_config).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
-    store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
+async fn open(figment: &Figment) -> Result<(AppConfig, Store), CliError> {
+    let config = AppConfig::from_figment(figment)?;
+    let db_config: rocket_db_pools::Config =
+        figment.focus("databases.main").join(("max_connections", 2)).extract()?;
+    let store = Store::connect(&db_config).await.map_err(CliError::Connect)?;
+    store.migrate().await.map_err(CliError::Migrate)?;
     store.configure(config.leeway(), config.revocation_cache_capacity);
     Ok((config, store))
 }
 
-async fn migrate(figment: &Figment) -> Result<String, String> {
+async fn migrate(figment: &Figment) -> Result<String, CliError> {
     let (_, store) = open(figment).await?;
     let report = format!("migrations applied: the {} database is up to date", store.backend_name());
     store.close().await;
     Ok(report)
+}
+
+/// One purge run, as the timer would do it.
+async fn purge(figment: &Figment) -> Result<String, CliError> {
+    let (_, store) = open(figment).await?;
+    let started = Instant::now();
+    let result = purge_expired(&store).await;
+    store.close().await;
+    Ok(match result? {
+        Some(counts) => format!("purged {counts} in {:.3} s", started.elapsed().as_secs_f64()),
+        None => SKIPPED.to_owned(),
+    })
 }
 
 async fn revoke(
@@ -103,44 +131,63 @@ async fn revoke(
     until: Option<DateTime<Utc>>,
     session: Option<Uuid>,
     user: Option<String>,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     let (config, store) = open(figment).await?;
-    let failed = |e: crate::db::DbError| e.to_string();
-    let report = if let Some(jti) = jti {
+    let report = revoke_with(&store, &config, jti, until, session, user).await;
+    store.close().await;
+    report
+}
+
+async fn revoke_with(
+    store: &Store,
+    config: &AppConfig,
+    jti: Option<Uuid>,
+    until: Option<DateTime<Utc>>,
+    session: Option<Uuid>,
+    user: Option<String>,
+) -> Result<String, CliError> {
+    if let Some(jti) = jti {
         let longest = config.access_token_ttl.max(config.refresh_token_ttl) + config.leeway;
         let expires_at = until.unwrap_or_else(|| Utc::now() + Duration::seconds(longest as i64));
         let token = Revocation { jti, expires_at, user_id: None, reason: Reason::Manual };
-        if store.revoke_token(&token, jti).await.map_err(failed)? {
+        // No session is known for a bare jti: the token is its own "session"
+        // in the already-listed check.
+        if store.revoke_token(&token, jti).await? {
             Ok(format!("revoked token {jti} until {}", expires_at.to_rfc3339()))
         } else {
             Ok(format!("token {jti} was already revoked"))
         }
     } else if let Some(sid) = session {
-        match store.session_owner(sid).await.map_err(failed)? {
-            Some(owner) if store.revoke_session(owner, sid, Reason::Manual).await.map_err(failed)? => {
+        match store.session_owner(sid).await? {
+            Some(owner) if store.revoke_session(owner, sid, Reason::Manual).await? => {
                 Ok(format!("revoked session {sid}"))
             }
-            _ => Err(format!("no live session {sid}")),
+            _ => Err(CliError::NotFound(format!("no live session {sid}"))),
         }
     } else if let Some(name) = user {
-        let user = store.user_by_username(&name).await.map_err(failed)?.ok_or(format!("no user {name:?}"))?;
+        let user = user_named(store, &name).await?;
         let sweep =
             SessionSweep { user_id: user.id, keep: None, reason: Reason::Manual, new_password_hash: None };
-        let revoked = store.sweep_sessions(&sweep).await.map_err(failed)?;
+        let revoked = store.sweep_sessions(&sweep).await?;
         Ok(format!("revoked {revoked} live session(s) of {}", user.username))
     } else {
-        Err("say what to revoke: --jti, --session or --user".to_owned())
-    };
-    store.close().await;
-    report
+        unreachable!("clap requires one of --jti, --session, --user")
+    }
 }
 
-async fn sessions(figment: &Figment, name: &str) -> Result<String, String> {
+async fn user_named(store: &Store, name: &str) -> Result<crate::db::User, CliError> {
+    store.user_by_username(name).await?.ok_or_else(|| CliError::NotFound(format!("no user {name:?}")))
+}
+
+async fn sessions(figment: &Figment, name: &str) -> Result<String, CliError> {
     let (_, store) = open(figment).await?;
-    let failed = |e: crate::db::DbError| e.to_string();
-    let user = store.user_by_username(name).await.map_err(failed)?.ok_or(format!("no user {name:?}"))?;
-    let sessions = store.sessions_of(user.id).await.map_err(failed)?;
+    let listed = async {
+        let user = user_named(&store, name).await?;
+        Ok::<_, CliError>((store.sessions_of(user.id).await?, user))
+    }
+    .await;
     store.close().await;
+    let (sessions, user) = listed?;
     let mut report = format!("{} live session(s) of {}", sessions.len(), user.username);
     for session in sessions {
         let time = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

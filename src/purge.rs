@@ -1,7 +1,8 @@
 //! The purge: deletes blocklist and session rows whose tokens can no longer
 //! be accepted anyway (`expires_at` + `leeway` in the past), so a purge never
-//! un-revokes anything. [`purge_expired`] does one run and is what tests call;
-//! the fairing runs it every `purge_interval` seconds until shutdown.
+//! un-revokes anything. [`purge_expired`] does one run and is what tests and
+//! the command line (`jwt-blocklist purge`) call; the fairing runs it every
+//! `purge_interval` seconds until shutdown.
 
 use std::time::{Duration, Instant};
 
@@ -12,21 +13,8 @@ use rocket_db_pools::Database;
 use crate::config::AppConfig;
 use crate::db::{Db, DbError, PurgeCounts, Store};
 
-/// One purge outside the server (`jwt-blocklist purge`): connects with the
-/// same configuration, migrates if needed, purges, and reports.
-pub async fn run_once(figment: &rocket::figment::Figment) -> Result<String, String> {
-    let (_, store) = crate::cli::open(figment).await?;
-    let started = Instant::now();
-    let result = purge_expired(&store).await.map_err(|e| e.to_string())?;
-    store.close().await;
-    Ok(match result {
-        Some(counts) => format!("purged {counts} in {:.3} s", started.elapsed().as_secs_f64()),
-        None => SKIPPED.to_owned(),
-    })
-}
-
 /// What a purge run reports when another instance holds the purge lock.
-const SKIPPED: &str = "purge skipped: another instance is purging";
+pub const SKIPPED: &str = "purge skipped: another instance is purging";
 
 /// Rows per DELETE: small enough that no statement holds locks for long.
 /// Between batches the purge pauses as long as the last batch took.
