@@ -4,12 +4,12 @@
 //! given twice 400 (RFC 6749 §3.1; others are ignored, as unknown ones are);
 //! the fields are kept as decoded name/value pairs.
 
-use rocket::data::{self, Data, FromData, ToByteUnit};
+use rocket::data::{self, Data, FromData};
 use rocket::http::{ContentType, RawStr};
 use rocket::outcome::Outcome;
 use rocket::request::Request;
 
-use super::json::BODY_LIMIT_KIB;
+use super::json;
 use crate::error::{fail, ApiError};
 
 /// A form body's fields.
@@ -53,14 +53,8 @@ async fn parse(request: &Request<'_>, data: Data<'_>) -> Result<Vec<(String, Str
             "Content-Type must be application/x-www-form-urlencoded".into(),
         ));
     }
-    let body = data
-        .open(BODY_LIMIT_KIB.kibibytes())
-        .into_string()
-        .await
+    let body = String::from_utf8(json::read(data).await?)
         .map_err(|_| ApiError::InvalidRequest("The request body is not UTF-8 text".into()))?;
-    if !body.is_complete() {
-        return Err(ApiError::PayloadTooLarge);
-    }
     let mut fields: Vec<(String, String)> = Vec::new();
     for pair in body.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));

@@ -70,8 +70,9 @@ fn ensure_json(request: &Request<'_>) -> Result<(), ApiError> {
     }
 }
 
-/// The body, up to the limit (413 beyond it).
-async fn read(data: Data<'_>) -> Result<Vec<u8>, ApiError> {
+/// The body, up to the limit (413 beyond it); the form guard reads with it
+/// too.
+pub(super) async fn read(data: Data<'_>) -> Result<Vec<u8>, ApiError> {
     let bytes = data
         .open(BODY_LIMIT_KIB.kibibytes())
         .into_bytes()
