@@ -92,9 +92,9 @@ impl Fairing for RequestLog {
             Started(Some(started)) => started.elapsed(),
             Started(None) => std::time::Duration::ZERO,
         };
-        let route = request.route().map_or_else(|| "unmatched".to_owned(), |route| route.uri.to_string());
+        let route = request.route().map_or("unmatched", |route| route.uri.as_str());
         let status = response.status().code;
-        crate::metrics::record_request(request.method().as_str(), &route, status, elapsed);
+        crate::metrics::record_request(request.method().as_str(), route, status, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let user = request.local_cache(|| LoggedUser(None)).0;
         tracing::info!(

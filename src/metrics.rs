@@ -119,10 +119,9 @@ pub fn purge_run(result: &'static str, revoked_tokens: u64, sessions: u64) {
 /// Counts one answered request and its latency (called by the request log
 /// fairing, `logging.rs`, which times each request once for both).
 pub fn record_request(method: &'static str, route: &str, status: u16, elapsed: Duration) {
-    let route = route.to_owned();
-    counter!("jwt_blocklist_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
+    counter!("jwt_blocklist_http_requests_total", "method" => method, "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);
-    histogram!("jwt_blocklist_http_request_duration_seconds", "method" => method, "route" => route)
+    histogram!("jwt_blocklist_http_request_duration_seconds", "method" => method, "route" => route.to_owned())
         .record(elapsed.as_secs_f64());
 }
 
