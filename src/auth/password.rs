@@ -123,7 +123,7 @@ impl Passwords {
         OsRng.fill_bytes(&mut random);
         let queue = Arc::new(Semaphore::new(queue));
         let dummy = Passwords { dummy_hash: Arc::from(""), hashers: Arc::new(hashers), queue };
-        let dummy_hash = dummy.blocking(move |memory| hash_with(&random, memory)).await?;
+        let dummy_hash = dummy.on_hasher(move |memory| hash_with(&random, memory)).await?;
         Ok(Passwords { dummy_hash: Arc::from(dummy_hash), ..dummy })
     }
 
@@ -140,7 +140,7 @@ impl Passwords {
     }
 
     /// Runs `work` on a hashing thread with its workspace.
-    async fn blocking<T: Send + 'static>(
+    async fn on_hasher<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut [Block]) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -155,7 +155,7 @@ impl HashTicket {
     /// Hashes a password into a PHC string.
     pub async fn hash(&self, password: impl Into<Vec<u8>>) -> Result<String, ApiError> {
         let password = password.into();
-        self.passwords.blocking(move |memory| hash_with(&password, memory)).await
+        self.passwords.on_hasher(move |memory| hash_with(&password, memory)).await
     }
 
     /// Checks `password` against `hash`, or against the dummy hash when there
@@ -164,7 +164,7 @@ impl HashTicket {
         let password = password.into();
         let known = hash.is_some();
         let stored: Arc<str> = hash.map_or_else(|| self.passwords.dummy_hash.clone(), Arc::from);
-        let matched = self.passwords.blocking(move |memory| verify_with(&password, &stored, memory)).await?;
+        let matched = self.passwords.on_hasher(move |memory| verify_with(&password, &stored, memory)).await?;
         Ok(matched && known)
     }
 }
