@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use rocket::figment::Figment;
 use uuid::Uuid;
 
@@ -50,27 +50,31 @@ pub enum Command {
     /// Delete the rows whose tokens have expired (plus leeway), once
     Purge,
     /// Revoke a token, a session, or every live session of a user
-    #[command(group(ArgGroup::new("target").required(true).args(["jti", "session", "user"])))]
-    Revoke {
-        /// A token's jti
-        #[arg(long, value_name = "ID")]
-        jti: Option<Uuid>,
-        /// With --jti: when the token expires (RFC 3339); by default now plus
-        /// the longest token lifetime plus leeway
-        #[arg(long, value_name = "TIME", requires = "jti")]
-        until: Option<DateTime<Utc>>,
-        /// A session id (every token of that login)
-        #[arg(long, value_name = "ID")]
-        session: Option<Uuid>,
-        /// A username: every live session of that user
-        #[arg(long, value_name = "NAME")]
-        user: Option<String>,
-    },
+    Revoke(RevokeTarget),
     /// List a user's live sessions, newest first
     Sessions {
         /// The username
         name: String,
     },
+}
+
+/// What `revoke` revokes: exactly one of `--jti`, `--session`, `--user`.
+#[derive(Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["jti", "session", "user"])))]
+pub struct RevokeTarget {
+    /// A token's jti
+    #[arg(long, value_name = "ID")]
+    pub jti: Option<Uuid>,
+    /// With --jti: when the token expires (RFC 3339); by default now plus
+    /// the longest token lifetime plus leeway
+    #[arg(long, value_name = "TIME", requires = "jti")]
+    pub until: Option<DateTime<Utc>>,
+    /// A session id (every token of that login)
+    #[arg(long, value_name = "ID")]
+    pub session: Option<Uuid>,
+    /// A username: every live session of that user
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// Runs a command other than `serve`: `Ok` is the result line, `Err` the
@@ -80,7 +84,7 @@ pub async fn run(command: Command, figment: &Figment) -> ExitCode {
         Command::Serve => unreachable!("main serves"),
         Command::Migrate => migrate(figment).await,
         Command::Purge => purge(figment).await,
-        Command::Revoke { jti, until, session, user } => revoke(figment, jti, until, session, user).await,
+        Command::Revoke(target) => revoke(figment, target).await,
         Command::Sessions { name } => sessions(figment, &name).await,
     };
     match result {
@@ -125,27 +129,15 @@ async fn purge(figment: &Figment) -> Result<String, CliError> {
     })
 }
 
-async fn revoke(
-    figment: &Figment,
-    jti: Option<Uuid>,
-    until: Option<DateTime<Utc>>,
-    session: Option<Uuid>,
-    user: Option<String>,
-) -> Result<String, CliError> {
+async fn revoke(figment: &Figment, target: RevokeTarget) -> Result<String, CliError> {
     let (config, store) = open(figment).await?;
-    let report = revoke_with(&store, &config, jti, until, session, user).await;
+    let report = revoke_with(&store, &config, target).await;
     store.close().await;
     report
 }
 
-async fn revoke_with(
-    store: &Store,
-    config: &AppConfig,
-    jti: Option<Uuid>,
-    until: Option<DateTime<Utc>>,
-    session: Option<Uuid>,
-    user: Option<String>,
-) -> Result<String, CliError> {
+async fn revoke_with(store: &Store, config: &AppConfig, target: RevokeTarget) -> Result<String, CliError> {
+    let RevokeTarget { jti, until, session, user } = target;
     if let Some(jti) = jti {
         let longest = config.access_token_ttl.max(config.refresh_token_ttl) + config.leeway;
         let expires_at = until.unwrap_or_else(|| Utc::now() + Duration::seconds(longest as i64));
