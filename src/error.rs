@@ -18,6 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::DbError;
+use crate::logging::RepeatedWarning;
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "jwt-blocklist";
@@ -211,7 +212,8 @@ impl From<DbError> for ApiError {
         match error {
             _ if error.is_username_taken() => ApiError::UsernameTaken,
             DbError::Unavailable(_) | DbError::Timeout => {
-                log::warn!("database unavailable: {error}");
+                static UNAVAILABLE: RepeatedWarning = RepeatedWarning::new();
+                UNAVAILABLE.warn(format_args!("database unavailable: {error}"));
                 let kind = if matches!(error, DbError::Timeout) { "timeout" } else { "unavailable" };
                 crate::metrics::database_error(kind);
                 ApiError::ServiceUnavailable

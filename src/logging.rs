@@ -8,8 +8,13 @@
 //! status, latency and, once a token was accepted, the user id. What is never
 //! logged: tokens, passwords, secrets, CSRF values. Nothing here formats a
 //! header, a body or a query string; route templates stand for paths.
+//!
+//! A warning that any client can cause on every request (the hashing queue
+//! full, say) goes through a [`RepeatedWarning`], so a flood of requests
+//! cannot become a flood of log lines.
 
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rocket::config::LogLevel;
 use rocket::fairing::{Fairing, Info, Kind};
@@ -61,6 +66,53 @@ pub fn init(figment: &Figment) {
     }
 }
 
+/// A warning logged at most once per [`RepeatedWarning::EVERY`]: the first
+/// at once, then the next one after the interval, saying how many were held
+/// back in between. A login storm shedding 15,000 requests a second writes
+/// one line a second, not 15,000 (metrics count every one).
+pub struct RepeatedWarning {
+    /// When the last line was written, and how many were held back since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RepeatedWarning {
+    pub const EVERY: Duration = Duration::from_secs(1);
+
+    pub const fn new() -> Self {
+        RepeatedWarning { state: Mutex::new((None, 0)) }
+    }
+
+    /// Logs `message` now, unless a line went out less than
+    /// [`Self::EVERY`] ago.
+    pub fn warn(&self, message: std::fmt::Arguments<'_>) {
+        if let Some(held_back) = self.due(Instant::now()) {
+            match held_back {
+                0 => log::warn!("{message}"),
+                n => log::warn!("{message} (and {n} more since the last such line)"),
+            }
+        }
+    }
+
+    /// Whether a line is due at `now`: `Some(how many were held back)`, or
+    /// `None` when this one is held back.
+    fn due(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (last, held_back) = &mut *state;
+        if last.is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY) {
+            *held_back += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held_back))
+    }
+}
+
+impl Default for RepeatedWarning {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The authenticated user, for the request's log line (set by the guard).
 #[derive(Debug, Clone, Copy)]
 pub struct LoggedUser(pub Option<Uuid>);
@@ -107,5 +159,24 @@ impl Fairing for RequestLog {
             user_id = user.map(|id| id.to_string()).as_deref().unwrap_or("-"),
             "request"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_warning_is_written_once_per_interval_with_the_count_held_back() {
+        let warning = RepeatedWarning::new();
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(warning.due(at(0)), Some(0), "the first is written at once");
+        assert_eq!(warning.due(at(1)), None);
+        assert_eq!(warning.due(at(999)), None);
+        assert_eq!(warning.due(at(1000)), Some(2), "then one, counting the two held back");
+        assert_eq!(warning.due(at(1500)), None);
+        assert_eq!(warning.due(at(5000)), Some(1));
+        assert_eq!(warning.due(at(9000)), Some(0), "a quiet interval holds nothing back");
     }
 }

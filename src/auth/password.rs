@@ -22,6 +22,7 @@ use rocket::tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::hashers::Hashers;
 use crate::error::ApiError;
+use crate::logging::RepeatedWarning;
 
 /// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -133,7 +134,8 @@ impl Passwords {
         match self.queue.clone().try_acquire_owned() {
             Ok(place) => Ok(HashTicket { passwords: self.clone(), _place: place }),
             Err(_) => {
-                log::warn!("password hashing queue full: request shed");
+                static SHED: RepeatedWarning = RepeatedWarning::new();
+                SHED.warn(format_args!("password hashing queue full: request shed"));
                 Err(ApiError::Busy)
             }
         }

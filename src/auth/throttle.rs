@@ -32,6 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::logging::RepeatedWarning;
+
 /// The most pairs tracked at once, about 6 MB.
 pub const MAX_PAIRS: usize = 100_000;
 
@@ -163,7 +165,8 @@ impl Throttle {
                 *swept = Some(now);
             }
             if pairs.len() >= MAX_PAIRS {
-                log::warn!("login throttle full ({MAX_PAIRS} pairs): a new pair goes uncounted");
+                static FULL: RepeatedWarning = RepeatedWarning::new();
+                FULL.warn(format_args!("login throttle full ({MAX_PAIRS} pairs): a new pair goes uncounted"));
                 return Ok(untracked);
             }
         }

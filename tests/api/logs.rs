@@ -16,8 +16,14 @@ use crate::helpers::{random_secret, Backend, TestDb};
 const PASSWORD: &str = "a password that must never be logged";
 
 /// Starts the binary and returns it with its port, read from its own log.
-fn serve(db: &TestDb, secret: &str, level: &str) -> (Child, u16, std::sync::mpsc::Receiver<String>) {
+fn serve(
+    db: &TestDb,
+    secret: &str,
+    level: &str,
+    settings: &[(&str, &str)],
+) -> (Child, u16, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"))
+        .envs(settings.iter().copied())
         .env("DATABASE_URL", db.url())
         .env("ROCKET_JWT_SECRET", secret)
         .env("ROCKET_DATA_DIR", db.folder())
@@ -105,7 +111,7 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
     for level in ["normal", "debug"] {
         let db = TestDb::create(backend).await;
         let secret = random_secret();
-        let (mut child, port, lines) = serve(&db, &secret, level);
+        let (mut child, port, lines) = serve(&db, &secret, level, &[]);
 
         let credentials = json!({ "username": "alice", "password": PASSWORD });
         assert_eq!(http(port, "POST", "/auth/register", &[], Some(&credentials)).await.0, 201);
@@ -181,4 +187,35 @@ fn bearer_user(token: &str) -> String {
     crate::helpers::claim(token, "sub")
 }
 
-backend_tests!(nothing_secret_reaches_the_log);
+/// A login storm that fills the hashing queue is answered 503 per request,
+/// but the warning it causes is written once a second, not once per request
+/// (a flood of requests must not become a flood of log lines).
+async fn a_shed_storm_writes_a_line_a_second_not_one_per_request(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (mut child, port, lines) = serve(
+        &db,
+        &random_secret(),
+        "critical",
+        &[("ROCKET_HASH_QUEUE", "1"), ("ROCKET_LOGIN_MAX_FAILURES", "0")],
+    );
+    let guess = json!({ "username": "nobody", "password": "a wrong guess" });
+    let started = std::time::Instant::now();
+    let answers =
+        futures::future::join_all((0..40).map(|_| http(port, "POST", "/auth/login", &[], Some(&guess))))
+            .await;
+    let elapsed = started.elapsed();
+    let shed = answers.iter().filter(|(status, _, _)| *status == 503).count();
+    assert!(shed >= 2, "40 logins at once with room for one hash: {shed} shed");
+    assert!(answers.iter().all(|(status, _, _)| [401, 503].contains(status)));
+
+    child.kill().expect("stops");
+    child.wait().expect("stopped");
+    let warnings = lines.iter().filter(|line| line.contains("hashing queue full")).count();
+    assert!(warnings >= 1, "the first shed request is logged");
+    assert!(
+        warnings as u64 <= 1 + elapsed.as_secs(),
+        "{warnings} lines for {shed} shed requests in {elapsed:?}"
+    );
+}
+
+backend_tests!(nothing_secret_reaches_the_log, a_shed_storm_writes_a_line_a_second_not_one_per_request);
