@@ -4,7 +4,9 @@
 # hashing queue is full), while /protected and logout are measured. Their p99
 # is compared with the same runs on the idle instance (target: within 3x),
 # and the service's resident memory is sampled throughout (target: at most
-# 50 MB above idle). The service, wrk and Postgres share both cores.
+# 50 MB above idle). The service, wrk and Postgres share both cores, so a
+# control run first measures the same two runs beside a plain busy loop (no
+# requests): what a load generator taking one core costs them by itself.
 
 say ""
 say "## login storm: 200 clients with wrong passwords while /protected and logout are measured"
@@ -14,8 +16,8 @@ wait_live 18105
 # One file of tokens per logout run, each with room for 15,000 logouts a
 # second (a distinct revocation per request): a run that uses them up would
 # go on measuring cheap 401s for "exhausted" tokens, so that is checked too.
-python3 bench/tokens.py "$SECRET" "$USER_ID" $((3 * DURATION * 15000)) >"$WORK/storm-tokens.txt"
-split -n l/3 -d "$WORK/storm-tokens.txt" "$WORK/storm-tokens-"
+python3 bench/tokens.py "$SECRET" "$USER_ID" $((4 * DURATION * 15000)) >"$WORK/storm-tokens.txt"
+split -n l/4 -d "$WORK/storm-tokens.txt" "$WORK/storm-tokens-"
 
 # p99_ms: the last wrk run's p99 in milliseconds.
 p99_ms() {
@@ -40,7 +42,23 @@ IDLE_LOGOUT=$LOGOUT_P99
 IDLE_RSS=$(rss_mb "$S")
 say "resident memory, idle: $IDLE_RSS MB"
 
-round=1
+# ratios LABEL: this round's p99s against idle.
+ratios() {
+    awk -v p="$PROTECTED_P99" -v ip="$IDLE_PROTECTED" -v l="$LOGOUT_P99" -v il="$IDLE_LOGOUT" -v what="$1" \
+        'BEGIN { printf "  p99 vs idle: /protected %.2fx, logout %.2fx%s\n", p / ip, l / il, what }' | tee -a "$OUT"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# Control: nothing but a busy loop on one core (the share a load generator
+# takes); the service gets no extra request.
+sh -c 'while :; do :; done' &
+HOG=$!
+PIDS+=("$HOG")
+measure "control: one busy loop, no requests" "$WORK/storm-tokens-01"
+stop "$HOG"
+ratios " (control: the service did no extra work)"
+
+round=2
 for mode in one many; do
     wrk -t1 -c200 -d"$((2 * DURATION + 8))s" -s bench/storm.lua http://127.0.0.1:18105 -- "$mode" \
         >"$WORK/storm-$mode.txt" &
@@ -55,16 +73,19 @@ for mode in one many; do
         one) label="storm throttled (one username)" ;;
         many) label="storm not throttled (new usernames)" ;;
     esac
+    started=$(date +%s%N)
+    ticks=$(cpu_ticks "$STORM")
     measure "$label" "$WORK/storm-tokens-0$round"
+    awk -v t="$(($(cpu_ticks "$STORM") - ticks))" -v hz="$(getconf CLK_TCK)" -v ns="$(($(date +%s%N) - started))" \
+        'BEGIN { printf "  the storm'"'"'s wrk used %.0f %% of a core while these were measured\n", 100 * t / hz / (ns / 1e9) }' |
+        tee -a "$OUT"
     wait "$STORM"
     wait "$SAMPLER" 2>/dev/null || true
     awk '/Requests\/sec/ { printf "  storm: %s login req/s; ", $2 } /^answers/ { print }' "$WORK/storm-$mode.txt" |
         tee -a "$OUT"
     PEAK=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/peak-$mode")
-    awk -v p="$PROTECTED_P99" -v ip="$IDLE_PROTECTED" -v l="$LOGOUT_P99" -v il="$IDLE_LOGOUT" \
-        -v peak="$PEAK" -v idle="$IDLE_RSS" \
-        'BEGIN { printf "  p99 vs idle: /protected %.2fx, logout %.2fx (target <= 3x); peak memory %.1f MB = idle + %.1f MB (target <= 50)\n",
-                        p / ip, l / il, peak, peak - idle }' | tee -a "$OUT"
+    ratios "$(awk -v peak="$PEAK" -v idle="$IDLE_RSS" \
+        'BEGIN { printf " (target <= 3x); peak memory %.1f MB = idle + %.1f MB (target <= 50)", peak, peak - idle }')"
     round=$((round + 1))
 done
 stop "$S"
