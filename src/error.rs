@@ -18,7 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::DbError;
-use crate::logging::RepeatedWarning;
+use crate::logging::warn_repeated;
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "jwt-blocklist";
@@ -212,8 +212,7 @@ impl From<DbError> for ApiError {
         match error {
             _ if error.is_username_taken() => ApiError::UsernameTaken,
             DbError::Unavailable(_) | DbError::Timeout => {
-                static UNAVAILABLE: RepeatedWarning = RepeatedWarning::new();
-                UNAVAILABLE.warn(format_args!("database unavailable: {error}"));
+                warn_repeated!("database unavailable: {error}");
                 let kind = if matches!(error, DbError::Timeout) { "timeout" } else { "unavailable" };
                 crate::metrics::database_error(kind);
                 ApiError::ServiceUnavailable

@@ -10,7 +10,7 @@
 //! header, a body or a query string; route templates stand for paths.
 //!
 //! A warning that any client can cause on every request (the hashing queue
-//! full, say) goes through a [`RepeatedWarning`], so a flood of requests
+//! full, say) is written with [`warn_repeated!`], so a flood of requests
 //! cannot become a flood of log lines.
 
 use std::sync::Mutex;
@@ -82,13 +82,13 @@ impl RepeatedWarning {
         RepeatedWarning { state: Mutex::new((None, 0)) }
     }
 
-    /// Logs `message` now, unless a line went out less than
-    /// [`Self::EVERY`] ago.
-    pub fn warn(&self, message: std::fmt::Arguments<'_>) {
+    /// Logs `message` under `target` now, unless a line went out less
+    /// than [`Self::EVERY`] ago.
+    pub fn warn(&self, target: &str, message: std::fmt::Arguments<'_>) {
         if let Some(held_back) = self.due(Instant::now()) {
             match held_back {
-                0 => log::warn!("{message}"),
-                n => log::warn!("{message} (and {n} more since the last such line)"),
+                0 => log::warn!(target: target, "{message}"),
+                n => log::warn!(target: target, "{message} (and {n} more since the last such line)"),
             }
         }
     }
@@ -106,6 +106,17 @@ impl RepeatedWarning {
         Some(std::mem::take(held_back))
     }
 }
+
+/// `warn_repeated!("format", args...)`: a warning with a
+/// [`RepeatedWarning`] of its own at the call site, logged under the
+/// caller's module.
+macro_rules! warn_repeated {
+    ($($message:tt)+) => {{
+        static WARNING: $crate::logging::RepeatedWarning = $crate::logging::RepeatedWarning::new();
+        WARNING.warn(module_path!(), format_args!($($message)+))
+    }};
+}
+pub(crate) use warn_repeated;
 
 impl Default for RepeatedWarning {
     fn default() -> Self {

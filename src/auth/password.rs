@@ -22,7 +22,7 @@ use rocket::tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::hashers::Hashers;
 use crate::error::ApiError;
-use crate::logging::RepeatedWarning;
+use crate::logging::warn_repeated;
 
 /// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -134,8 +134,7 @@ impl Passwords {
         match self.queue.clone().try_acquire_owned() {
             Ok(place) => Ok(HashTicket { passwords: self.clone(), _place: place }),
             Err(_) => {
-                static SHED: RepeatedWarning = RepeatedWarning::new();
-                SHED.warn(format_args!("password hashing queue full: request shed"));
+                warn_repeated!("password hashing queue full: request shed");
                 Err(ApiError::Busy)
             }
         }

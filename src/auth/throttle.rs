@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::logging::RepeatedWarning;
+use crate::logging::warn_repeated;
 
 /// The most pairs tracked at once, about 6 MB.
 pub const MAX_PAIRS: usize = 100_000;
@@ -165,8 +165,7 @@ impl Throttle {
                 *swept = Some(now);
             }
             if pairs.len() >= MAX_PAIRS {
-                static FULL: RepeatedWarning = RepeatedWarning::new();
-                FULL.warn(format_args!("login throttle full ({MAX_PAIRS} pairs): a new pair goes uncounted"));
+                warn_repeated!("login throttle full ({MAX_PAIRS} pairs): a new pair goes uncounted");
                 return Ok(untracked);
             }
         }
