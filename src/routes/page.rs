@@ -39,7 +39,6 @@ fn inline_hash(tag: &str) -> String {
 pub struct Page {
     html: RawHtml<&'static str>,
     policy: Header<'static>,
-    nosniff: Header<'static>,
     referrer: Header<'static>,
 }
 
@@ -54,7 +53,6 @@ pub fn demo() -> Page {
     Page {
         html: RawHtml(PAGE),
         policy: Header::new("Content-Security-Policy", POLICY.as_str()),
-        nosniff: Header::new("X-Content-Type-Options", "nosniff"),
         referrer: Header::new("Referrer-Policy", "no-referrer"),
     }
 }

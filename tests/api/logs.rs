@@ -146,6 +146,14 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         )
         .await;
         http(port, "GET", "/protected", &[("Authorization", "Bearer not.a.token")], None).await;
+        // The pages carry nosniff once (Rocket's Shield sets it; a route
+        // that set it too made Shield warn twice per page view).
+        for page in ["/", "/docs"] {
+            let (status, head, _) = http(port, "GET", page, &[], None).await;
+            assert_eq!(status, 200);
+            let nosniff = head.to_ascii_lowercase().matches("x-content-type-options: nosniff").count();
+            assert_eq!(nosniff, 1, "{page}: {head}");
+        }
 
         child.kill().expect("stops");
         child.wait().expect("stopped");
@@ -180,6 +188,11 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         assert_eq!(traced["user_id"], bearer_user(access));
         assert!(requests.iter().any(|line| line["route"] == "/auth/login" && line["status"] == 401));
         assert!(log.iter().any(|line| line.contains("database migrated")), "lifecycle: migration");
+        let shield: Vec<&String> = log
+            .iter()
+            .filter(|line| line.contains("rocket::shield") && line.contains(r#""level":"WARN""#))
+            .collect();
+        assert!(shield.is_empty(), "a page view makes Shield warn: {shield:#?}");
     }
 }
 
