@@ -10,8 +10,9 @@
 //! header, a body or a query string; route templates stand for paths.
 //!
 //! A warning that any client can cause on every request (the hashing queue
-//! full, say) is written with [`warn_repeated!`], so a flood of requests
-//! cannot become a flood of log lines.
+//! full, say) is written with [`warn_repeated!`], and Rocket's own warnings
+//! about single requests and connections are limited too, so a flood of
+//! requests cannot become a flood of log lines.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,7 +23,8 @@ use rocket::figment::Figment;
 use rocket::{Data, Request, Response};
 use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::filter::Targets;
+use tracing::subscriber::Interest;
+use tracing_subscriber::filter::{DynFilterFn, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -52,8 +54,12 @@ pub fn init(figment: &Figment) {
     let colours = std::io::IsTerminal::is_terminal(&std::io::stdout());
     // Rocket's server logs each request with all its headers at debug level
     // (Authorization and Cookie included): never below info for it.
-    let filter =
+    let targets =
         Targets::new().with_default(level).with_target("rocket::server", level.min(LevelFilter::INFO));
+    // Asked per line (never cached per call site), since it counts.
+    let noise = DynFilterFn::new(|metadata, _| rocket_request_noise_passes(metadata))
+        .with_callsite_filter(|_| Interest::sometimes());
+    let filter = targets.and(noise);
     let layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours);
     let installed = match format {
         LogFormat::Text => tracing_subscriber::registry().with(layer.with_filter(filter)).try_init(),
@@ -66,62 +72,80 @@ pub fn init(figment: &Figment) {
     }
 }
 
-/// A warning logged at most once per [`RepeatedWarning::EVERY`]: the first
-/// at once, then the next one after the interval, saying how many were held
-/// back in between. A login storm shedding 15,000 requests a second writes
-/// one line a second, not 15,000 (metrics count every one).
-pub struct RepeatedWarning {
-    /// When the last line was written, and how many were held back since.
-    state: Mutex<(Option<Instant>, u64)>,
+/// At most a number of log lines a second: the first ones of each second
+/// pass at once, the rest are held back and counted. A login storm
+/// shedding 15,000 requests a second writes one warning a second, not
+/// 15,000 (the metrics count every one).
+pub struct LineQuota {
+    lines: u32,
+    state: Mutex<QuotaState>,
 }
 
-impl RepeatedWarning {
-    pub const EVERY: Duration = Duration::from_secs(1);
+struct QuotaState {
+    /// When the current second began (at the first line of it).
+    second: Option<Instant>,
+    used: u32,
+    held_back: u64,
+}
 
-    pub const fn new() -> Self {
-        RepeatedWarning { state: Mutex::new((None, 0)) }
+impl LineQuota {
+    pub const fn per_second(lines: u32) -> Self {
+        LineQuota { lines, state: Mutex::new(QuotaState { second: None, used: 0, held_back: 0 }) }
     }
 
-    /// Logs `message` under `target` now, unless a line went out less
-    /// than [`Self::EVERY`] ago.
+    /// Logs `message` as a warning under `target`, unless this second's
+    /// lines are used up; says how many were held back since the last one.
     pub fn warn(&self, target: &str, message: std::fmt::Arguments<'_>) {
-        if let Some(held_back) = self.due(Instant::now()) {
-            match held_back {
-                0 => log::warn!(target: target, "{message}"),
-                n => log::warn!(target: target, "{message} (and {n} more since the last such line)"),
-            }
+        match self.admit(Instant::now()) {
+            Some(0) => log::warn!(target: target, "{message}"),
+            Some(n) => log::warn!(target: target, "{message} (and {n} more since the last such line)"),
+            None => {}
         }
     }
 
-    /// Whether a line is due at `now`: `Some(how many were held back)`, or
-    /// `None` when this one is held back.
-    fn due(&self, now: Instant) -> Option<u64> {
+    /// Whether a line may go out at `now`: `Some(how many were held back
+    /// since the last one that did)`, or `None` when this one is held back.
+    fn admit(&self, now: Instant) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (last, held_back) = &mut *state;
-        if last.is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY) {
-            *held_back += 1;
+        if state.second.is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1)) {
+            state.second = Some(now);
+            state.used = 0;
+        }
+        if state.used >= self.lines {
+            state.held_back += 1;
             return None;
         }
-        *last = Some(now);
-        Some(std::mem::take(held_back))
+        state.used += 1;
+        Some(std::mem::take(&mut state.held_back))
     }
 }
 
-/// `warn_repeated!("format", args...)`: a warning with a
-/// [`RepeatedWarning`] of its own at the call site, logged under the
-/// caller's module.
+/// `warn_repeated!("format", args...)`: a warning any client can cause on
+/// every request, written at most once a second (with how many were held
+/// back) under the caller's module, by a [`LineQuota`] of the call site's
+/// own.
 macro_rules! warn_repeated {
     ($($message:tt)+) => {{
-        static WARNING: $crate::logging::RepeatedWarning = $crate::logging::RepeatedWarning::new();
-        WARNING.warn(module_path!(), format_args!($($message)+))
+        static QUOTA: $crate::logging::LineQuota = $crate::logging::LineQuota::per_second(1);
+        QUOTA.warn(module_path!(), format_args!($($message)+))
     }};
 }
 pub(crate) use warn_repeated;
 
-impl Default for RepeatedWarning {
-    fn default() -> Self {
-        Self::new()
+/// Rocket's own warnings about one request or one connection (a guard that
+/// failed, the catcher that answered, a connection that broke off or sent
+/// something that is not HTTP) are lines any client can cause at will, and
+/// this service writes its own line per request (with the status) anyway:
+/// ten of them a second pass, the rest are dropped. Everything else passes.
+fn rocket_request_noise_passes(metadata: &tracing::Metadata<'_>) -> bool {
+    static QUOTA: LineQuota = LineQuota::per_second(10);
+    let target = metadata.target();
+    // Rocket's indented detail lines use the target `<module>::_`.
+    let per_request = target == "rocket::server" || target.ends_with("::_");
+    if !per_request || *metadata.level() > tracing::Level::WARN {
+        return true;
     }
+    QUOTA.admit(Instant::now()).is_some()
 }
 
 /// The authenticated user, for the request's log line (set by the guard).
@@ -178,16 +202,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_repeated_warning_is_written_once_per_interval_with_the_count_held_back() {
-        let warning = RepeatedWarning::new();
+    fn a_quota_passes_its_lines_each_second_and_counts_what_it_held_back() {
         let start = Instant::now();
         let at = |ms| start + Duration::from_millis(ms);
-        assert_eq!(warning.due(at(0)), Some(0), "the first is written at once");
-        assert_eq!(warning.due(at(1)), None);
-        assert_eq!(warning.due(at(999)), None);
-        assert_eq!(warning.due(at(1000)), Some(2), "then one, counting the two held back");
-        assert_eq!(warning.due(at(1500)), None);
-        assert_eq!(warning.due(at(5000)), Some(1));
-        assert_eq!(warning.due(at(9000)), Some(0), "a quiet interval holds nothing back");
+        let once = LineQuota::per_second(1);
+        assert_eq!(once.admit(at(0)), Some(0), "the first is written at once");
+        assert_eq!(once.admit(at(1)), None);
+        assert_eq!(once.admit(at(999)), None);
+        assert_eq!(once.admit(at(1000)), Some(2), "then one, counting the two held back");
+        assert_eq!(once.admit(at(1500)), None);
+        assert_eq!(once.admit(at(5000)), Some(1));
+        assert_eq!(once.admit(at(9000)), Some(0), "a quiet second holds nothing back");
+
+        let ten = LineQuota::per_second(10);
+        assert!((0..10).all(|ms| ten.admit(at(ms)) == Some(0)), "ten at once");
+        assert_eq!(ten.admit(at(10)), None);
+        assert_eq!(ten.admit(at(1010)), Some(1), "the next second");
     }
 }

@@ -239,4 +239,45 @@ async fn a_shed_storm_writes_a_line_a_second_not_one_per_request(backend: Backen
     );
 }
 
-backend_tests!(nothing_secret_reaches_the_log, a_shed_storm_writes_a_line_a_second_not_one_per_request);
+/// Bad tokens and broken connections make Rocket warn about each one (the
+/// guard that failed, the catcher that answered, the connection that was
+/// not HTTP): ten such lines a second pass, not two per request.
+async fn a_flood_of_bad_requests_writes_ten_of_rockets_lines_a_second(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (mut child, port, lines) = serve(&db, &random_secret(), "critical", &[]);
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        let (status, _, _) =
+            http(port, "GET", "/protected", &[("Authorization", "Bearer not.a.token")], None).await;
+        assert_eq!(status, 401);
+    }
+    for _ in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+        stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.expect("sends");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+    }
+    let elapsed = started.elapsed();
+    child.kill().expect("stops");
+    child.wait().expect("stopped");
+    let rocket: Vec<Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+        .filter(|line| {
+            let target = line["target"].as_str().unwrap_or_default();
+            target == "rocket::server" || target.ends_with("::_")
+        })
+        .collect();
+    assert!(!rocket.is_empty(), "the first of them are still written");
+    assert!(
+        rocket.len() as u64 <= 10 * (1 + elapsed.as_secs()),
+        "{} of Rocket's lines for 150 bad requests in {elapsed:?}",
+        rocket.len()
+    );
+}
+
+backend_tests!(
+    nothing_secret_reaches_the_log,
+    a_shed_storm_writes_a_line_a_second_not_one_per_request,
+    a_flood_of_bad_requests_writes_ten_of_rockets_lines_a_second
+);
