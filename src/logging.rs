@@ -56,9 +56,15 @@ pub fn init(figment: &Figment) {
     // (Authorization and Cookie included): never below info for it.
     let targets =
         Targets::new().with_default(level).with_target("rocket::server", level.min(LevelFilter::INFO));
-    // Asked per line (never cached per call site), since it counts.
-    let noise = DynFilterFn::new(|metadata, _| rocket_request_noise_passes(metadata))
-        .with_callsite_filter(|_| Interest::sometimes());
+    // It counts, so it is asked per line where it may apply: Rocket's lines
+    // (bridged from `log`, whose call sites all have the target "log"); our
+    // own call sites, the request log's included, keep their cached answer.
+    let noise = DynFilterFn::new(|metadata, _| rocket_request_noise_passes(metadata)).with_callsite_filter(
+        |metadata| match metadata.target() {
+            target if target == "log" || is_rocket_request_target(target) => Interest::sometimes(),
+            _ => Interest::always(),
+        },
+    );
     let filter = targets.and(noise);
     let layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours);
     let installed = match format {
@@ -139,13 +145,15 @@ pub(crate) use warn_repeated;
 /// ten of them a second pass, the rest are dropped. Everything else passes.
 fn rocket_request_noise_passes(metadata: &tracing::Metadata<'_>) -> bool {
     static QUOTA: LineQuota = LineQuota::per_second(10);
-    let target = metadata.target();
-    // Rocket's indented detail lines use the target `<module>::_`.
-    let per_request = target == "rocket::server" || target.ends_with("::_");
-    if !per_request || *metadata.level() > tracing::Level::WARN {
+    if !is_rocket_request_target(metadata.target()) || *metadata.level() > tracing::Level::WARN {
         return true;
     }
     QUOTA.admit(Instant::now()).is_some()
+}
+
+/// Rocket's server, and its indented detail lines (target `<module>::_`).
+fn is_rocket_request_target(target: &str) -> bool {
+    target == "rocket::server" || target.ends_with("::_")
 }
 
 /// The authenticated user, for the request's log line (set by the guard).
