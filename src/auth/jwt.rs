@@ -92,8 +92,22 @@ pub struct Jwt {
     leeway: i64,
 }
 
+/// Why the signing keys could not be built (the service refuses to start).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no crypto backend for jsonwebtoken: this build enables none, or more than one")]
+    NoCryptoBackend,
+    #[error("the signing key is unusable: {0}")]
+    Unusable(#[from] jsonwebtoken::errors::Error),
+}
+
 impl Jwt {
-    pub fn new(secret: &Secret, config: &AppConfig) -> Self {
+    /// Fails, rather than panicking at the first token, when jsonwebtoken
+    /// has no crypto backend (it needs exactly one; see Cargo.toml).
+    pub fn new(secret: &Secret, config: &AppConfig) -> Result<Self, KeyError> {
+        if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
+            return Err(KeyError::NoCryptoBackend);
+        }
         let mut validation = Validation::new(ALGORITHM);
         validation.algorithms = vec![ALGORITHM];
         // `exp` and `nbf` are checked below, to the microsecond: the library
@@ -104,13 +118,13 @@ impl Jwt {
         validation.validate_aud = false;
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        Jwt {
-            encoding: EncodingKey::from_secret(secret.expose()),
-            decoding: DecodingKey::from_secret(secret.expose()),
+        Ok(Jwt {
+            encoding: EncodingKey::from_secret(secret.expose())?,
+            decoding: DecodingKey::from_secret(secret.expose())?,
             validation,
             issuer: config.issuer.clone(),
             leeway: config.leeway as i64,
-        }
+        })
     }
 
     /// Signs `token`.
@@ -215,4 +229,45 @@ fn timestamp(seconds: i64) -> Result<DateTime<Utc>, ApiError> {
     Utc.timestamp_opt(seconds, 0)
         .single()
         .ok_or_else(|| ApiError::invalid_token("Token times are out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt() -> Jwt {
+        let figment = rocket::figment::Figment::from(rocket::Config::default())
+            .merge(("jwt_secret", "a test secret that is long enough, 32+"));
+        let config = AppConfig::from_figment(&figment).expect("valid");
+        Jwt::new(&config.resolve_secret().expect("secret"), &config).expect("a crypto backend")
+    }
+
+    /// jsonwebtoken 10+ compiles without a crypto backend and panics at the
+    /// first token: this build must sign and verify.
+    #[test]
+    fn a_token_signed_here_verifies_and_a_changed_one_does_not() {
+        let jwt = jwt();
+        let (user_id, sid, jti) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let issued = jwt
+            .issue(NewToken {
+                token_type: TokenType::Access,
+                user_id,
+                username: Some("alice"),
+                sid,
+                jti,
+                now: Utc::now(),
+                ttl_seconds: 60,
+                csrf: None,
+            })
+            .expect("signed");
+
+        let claims = jwt.verify(&issued.token, TokenType::Access).expect("verified");
+        assert_eq!((claims.user_id, claims.sid, claims.jti), (user_id, sid, jti));
+
+        let mut tampered = issued.token.into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(matches!(jwt.verify(&tampered, TokenType::Access), Err(ApiError::InvalidToken(_))));
+    }
 }

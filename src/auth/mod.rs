@@ -43,7 +43,8 @@ pub fn stage() -> AdHoc {
                 .map_err(|_| "cannot initialise password hashing".to_owned())?;
             let window = Duration::from_secs(config.login_failure_window);
             let throttle = Arc::new(Throttle::new(config.login_max_failures, window));
-            Ok::<_, String>(Auth { jwt: Jwt::new(&secret, &config), passwords, throttle, config })
+            let jwt = Jwt::new(&secret, &config).map_err(|e| e.to_string())?;
+            Ok::<_, String>(Auth { jwt, passwords, throttle, config })
         };
         match prepared.await {
             Ok(auth) => Ok(rocket.manage(auth.config.clone()).manage(auth)),

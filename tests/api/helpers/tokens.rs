@@ -19,7 +19,7 @@ pub fn forge(claims: &Value, secret: &str, algorithm: jsonwebtoken::Algorithm) -
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(algorithm),
         claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("a key"),
     )
     .expect("sign")
 }
