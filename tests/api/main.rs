@@ -22,6 +22,7 @@ mod refresh;
 mod request_id;
 mod revocation;
 mod rfc7009;
+mod roles;
 mod roundtrips;
 mod schemathesis;
 mod sessions;

@@ -30,10 +30,26 @@ pub struct TestDb {
     pub backend: Backend,
     name: String,
     folder: PathBuf,
+    /// The Postgres role that owns the database and that the service and
+    /// these helpers connect as: the admin role, unless [`create_owned`].
+    ///
+    /// [`create_owned`]: TestDb::create_owned
+    owner: Option<String>,
 }
 
 impl TestDb {
     pub async fn create(backend: Backend) -> Arc<TestDb> {
+        TestDb::create_as(backend, None).await
+    }
+
+    /// A database owned by a role of its own that is not a superuser, as
+    /// the README's Postgres section sets one up (on SQLite, as `create`).
+    pub async fn create_owned(backend: Backend) -> Arc<TestDb> {
+        let owner = format!("jwtbl_owner_{}", Uuid::new_v4().simple());
+        TestDb::create_as(backend, (backend == Backend::Postgres).then_some(owner)).await
+    }
+
+    async fn create_as(backend: Backend, owner: Option<String>) -> Arc<TestDb> {
         let name = format!("jwtbl_test_{}", Uuid::new_v4().simple());
         let folder = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&folder).expect("temp folder");
@@ -41,12 +57,16 @@ impl TestDb {
             let mut admin = sqlx::PgConnection::connect(&admin_url())
                 .await
                 .expect("Postgres must be running for the tests (see README)");
+            if let Some(owner) = &owner {
+                admin.execute(format!("CREATE ROLE {owner} LOGIN").as_str()).await.expect("create owner");
+            }
+            let owned_by = owner.as_ref().map(|owner| format!(" OWNER {owner}")).unwrap_or_default();
             admin
-                .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+                .execute(format!("CREATE DATABASE \"{name}\"{owned_by}").as_str())
                 .await
                 .expect("create test database");
         }
-        Arc::new(TestDb { backend, name, folder })
+        Arc::new(TestDb { backend, name, folder, owner })
     }
 
     /// A per-test folder (the app's data_dir, the SQLite file).
@@ -56,10 +76,13 @@ impl TestDb {
 
     pub fn url(&self) -> String {
         match self.backend {
-            Backend::Postgres => {
-                let (prefix, host) = split_admin_url();
-                format!("{prefix}{host}/{}", self.name)
-            }
+            Backend::Postgres => match &self.owner {
+                Some(owner) => self.url_as(owner),
+                None => {
+                    let (prefix, host) = split_admin_url();
+                    format!("{prefix}{host}/{}", self.name)
+                }
+            },
             Backend::Sqlite => format!("sqlite://{}", self.folder.join("app.db").display()),
         }
     }
@@ -116,15 +139,20 @@ impl Drop for TestDb {
         let _ = std::fs::remove_dir_all(&self.folder);
         if self.backend == Backend::Postgres {
             let name = self.name.clone();
+            let owner = self.owner.clone();
             // Drop may run inside a runtime: do the async cleanup on a thread of its own.
             let _ = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 runtime.block_on(async {
                     let mut admin = sqlx::PgConnection::connect(&admin_url()).await.ok()?;
-                    admin
+                    let dropped = admin
                         .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
                         .await
-                        .ok()
+                        .ok();
+                    if let Some(owner) = owner {
+                        admin.execute(format!("DROP ROLE IF EXISTS {owner}").as_str()).await.ok()?;
+                    }
+                    dropped
                 })
             })
             .join();
