@@ -77,7 +77,6 @@ pub enum Reason {
     ClientRevoked,
     /// An operator's (the command line, or a DBA's hand-made row).
     Manual,
-    RefreshRotated,
     RefreshReuse,
 }
 
@@ -91,15 +90,15 @@ impl Reason {
             Reason::PasswordChanged => "password_changed",
             Reason::ClientRevoked => "client_revoked",
             Reason::Manual => "manual",
-            Reason::RefreshRotated => REFRESH_ROTATED,
             Reason::RefreshReuse => "refresh_reuse",
         }
     }
 }
 
-/// Rows with this reason list a used-up refresh token, for the record only:
-/// its session's state refuses it, so the access check never asks about it
-/// and no instance keeps it in memory (the triggers skip it too).
+/// Rows with this reason, written by versions before this one, list a
+/// used-up refresh token for the record only: its session's state refuses
+/// it, so no instance keeps it in memory (the triggers skip it too), and
+/// rotation writes none any more.
 pub const REFRESH_ROTATED: &str = "refresh_rotated";
 
 /// One revoked token (or session, when `jti` is a session id).
@@ -112,7 +111,8 @@ pub struct Revocation {
 }
 
 /// A refresh-token rotation: `presented` is used up, `next` becomes the
-/// session's one usable refresh token.
+/// session's one usable refresh token (the session row records it; no
+/// blocklist row is written).
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub sid: Uuid,

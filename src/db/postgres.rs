@@ -147,8 +147,9 @@ fn listed((jti, expires_at, reason, _): ListedRow) -> Option<Listed> {
 
 /// Refresh, in one statement: swap the session's refresh token if the
 /// presented one is current (a compare-and-set: concurrent rotations queue on
-/// the row lock and re-check after the winner commits, so one matches) and
-/// list the used-up token; otherwise end the session and list it.
+/// the row lock and re-check after the winner commits, so one matches);
+/// otherwise end the session and list it. A rotation lists nothing: the
+/// session row's new `refresh_jti` is what refuses the used-up token.
 static ROTATE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH rotated AS (
@@ -161,9 +162,7 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
              WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM rotated)
              RETURNING expires_at),
          wanted (jti, expires_at, reason) AS (
-             SELECT $2::uuid, $5::timestamptz, 'refresh_rotated' FROM rotated
-             UNION ALL
-             SELECT $1, GREATEST((SELECT expires_at FROM ended), $5), 'refresh_reuse'
+             SELECT $1::uuid, GREATEST((SELECT expires_at FROM ended), $5::timestamptz), 'refresh_reuse'
              WHERE NOT EXISTS (SELECT 1 FROM rotated)),
          listed AS ({})
          SELECT EXISTS (SELECT 1 FROM rotated), l.* FROM (SELECT 1) AS one LEFT JOIN listed AS l ON true",

@@ -184,16 +184,17 @@ pub(super) async fn rotate_refresh(
     .await?
     .rows_affected()
         == 1;
-    let wanted = if rotated {
-        (rotation.presented_jti, rotation.presented_expires_at, Reason::RefreshRotated)
-    } else {
-        let ended = mark_session_revoked(&mut tx, rotation.sid, rotation.now).await?;
-        (rotation.sid, later(ended, rotation.presented_expires_at), Reason::RefreshReuse)
-    };
+    // A rotation lists nothing: the session's new refresh_jti refuses the
+    // used-up token. Anything else ends the session.
+    if rotated {
+        tx.commit().await?;
+        return Ok((RotationOutcome::Rotated, Vec::new()));
+    }
+    let ended = mark_session_revoked(&mut tx, rotation.sid, rotation.now).await?;
+    let wanted = (rotation.sid, later(ended, rotation.presented_expires_at), Reason::RefreshReuse);
     let listed = list_wanted(&mut tx, &[wanted], Some(rotation.user_id), rotation.now).await?;
     tx.commit().await?;
-    let outcome = if rotated { RotationOutcome::Rotated } else { RotationOutcome::Reused };
-    Ok((outcome, listed.into_iter().map(|(row, _)| row).collect()))
+    Ok((RotationOutcome::Reused, listed.into_iter().map(|(row, _)| row).collect()))
 }
 
 pub(super) async fn revoke_token_and_session(
