@@ -10,6 +10,8 @@
 //!   valid token's check was answered), `revoked`;
 //! - `revocation_memory_entries`, `revocation_follower_trusted` (1 or 0),
 //!   `revocation_follower_staleness_seconds`, read at each scrape;
+//! - `revocation_rows_skipped_total`: rows no token can match (on SQLite,
+//!   a `jti` that is not a UUID), left out of memory;
 //! - `purge_runs_total{result}` and `purge_rows_removed_total{table}`;
 //! - `logins_total{outcome}`: `success`, `failure`, `throttled`, `shed`;
 //! - `database_errors_total{kind}`: `unavailable`, `timeout`, `other`.
@@ -70,6 +72,10 @@ fn describe() {
         "jwt_blocklist_revocation_follower_staleness_seconds",
         "Time since memory was last confirmed current"
     );
+    describe_counter!(
+        "jwt_blocklist_revocation_rows_skipped_total",
+        "revoked_tokens rows left out of memory because no token can match them"
+    );
     describe_counter!("jwt_blocklist_purge_runs_total", "Purge runs, by result");
     describe_counter!("jwt_blocklist_purge_rows_removed_total", "Rows removed by purges, by table");
     describe_counter!("jwt_blocklist_logins_total", "Logins, by outcome");
@@ -97,6 +103,12 @@ pub fn revocation_check(outcome: CheckOutcome) {
         CheckOutcome::Database => database.increment(1),
         CheckOutcome::Revoked => revoked.increment(1),
     }
+}
+
+/// Counts a `revoked_tokens` row the follower left out of memory because no
+/// token can ever match it.
+pub fn revocation_row_skipped() {
+    counter!("jwt_blocklist_revocation_rows_skipped_total").increment(1);
 }
 
 /// Counts a login by outcome: `success`, `failure`, `throttled` or `shed`.

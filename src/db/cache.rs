@@ -184,7 +184,7 @@ impl RevocationCache {
         loop {
             let Ok(mut inner) = self.write() else { return evicted };
             let Some((&second, _)) = inner.buckets.first_key_value() else { return evicted };
-            if second * 1000 >= cutoff_ms {
+            if second.saturating_mul(1000) >= cutoff_ms {
                 return evicted;
             }
             let ids = inner.buckets.remove(&second).unwrap_or_default();

@@ -257,9 +257,9 @@ impl Store {
     /// token alone (every refresh) wakes nobody: no memory keeps it.
     fn remember(&self, listed: &[Listed]) {
         let mut kept = false;
-        for (id, expires_at, reason) in listed {
-            if let Some(until) = follow::wanted(*expires_at, reason) {
-                self.cache.insert(*id, until);
+        for row in listed {
+            if let Some(until) = follow::wanted(row.until_ms, &row.reason) {
+                self.cache.insert(row.id, until);
                 kept = true;
             }
         }

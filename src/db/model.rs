@@ -146,6 +146,14 @@ impl std::fmt::Display for PurgeCounts {
     }
 }
 
-/// A row a write put on the blocklist: its id, until when, and its reason
-/// (which decides whether memory keeps it: see `follow::wanted`).
-pub(super) type Listed = (Uuid, DateTime<Utc>, String);
+/// A row a write put on the blocklist, as memory takes it.
+#[derive(Debug, Clone)]
+pub(super) struct Listed {
+    pub id: Uuid,
+    /// The unix millisecond from which its token is expired, rounded up,
+    /// computed by the database itself from whatever `expires_at` holds
+    /// (`i64::MAX` for Postgres' `infinity`: revoked until purged by hand).
+    pub until_ms: i64,
+    /// Decides whether memory keeps it (see `follow::wanted`).
+    pub reason: String,
+}

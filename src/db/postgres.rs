@@ -123,6 +123,19 @@ pub(super) async fn sessions_of(
         .collect())
 }
 
+/// `column` (a timestamptz) as the unix millisecond from which a token
+/// expiring then is expired, rounded up, computed by Postgres for any value
+/// the column holds: `infinity` (revoked until a DBA deletes the row) is
+/// `i64::MAX`, `-infinity` `i64::MIN`, and every finite timestamp, up to the
+/// year 294276, fits. (Decoding such values into a chrono time panics.)
+pub(super) fn until_ms(column: &str) -> String {
+    format!(
+        "(CASE WHEN isfinite({column}) THEN ceil(extract(epoch FROM {column}) * 1000)::bigint
+               WHEN {column} > 'epoch' THEN 9223372036854775807
+               ELSE -9223372036854775808 END)"
+    )
+}
+
 /// The tail every revoking statement shares: list the `wanted` rows (jti,
 /// expires_at, reason) for user `user` at `now` (the statement's parameter
 /// names), extending an existing row's expiry but never shortening it; return
@@ -133,16 +146,18 @@ fn list_wanted(user: &str, now: &str) -> String {
          SELECT w.jti, w.expires_at, (SELECT id FROM users WHERE id = {user}), {now}, w.reason FROM wanted w
          ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
              WHERE r.expires_at < EXCLUDED.expires_at
-         RETURNING r.jti, r.expires_at, r.reason, r.revoked_at = {now} AS new"
+         RETURNING r.jti, {}, r.reason, r.revoked_at = {now} AS new",
+        until_ms("r.expires_at")
     )
 }
 
-/// A listed row as the statements return it (see [`list_wanted`]); the
-/// columns are NULL when a statement listed nothing.
-type ListedRow = (Option<Uuid>, Option<DateTime<Utc>>, Option<String>, Option<bool>);
+/// A listed row as the statements return it (see [`list_wanted`]): id,
+/// [`until_ms`], reason, whether new. The columns are NULL when a statement
+/// listed nothing.
+type ListedRow = (Option<Uuid>, Option<i64>, Option<String>, Option<bool>);
 
-fn listed((jti, expires_at, reason, _): ListedRow) -> Option<Listed> {
-    Some((jti?, expires_at?, reason?))
+fn listed((jti, until_ms, reason, _): ListedRow) -> Option<Listed> {
+    Some(Listed { id: jti?, until_ms: until_ms?, reason: reason? })
 }
 
 /// Refresh, in one statement: swap the session's refresh token if the
@@ -171,7 +186,7 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Whether the session rotated, then a [`ListedRow`].
-type RotatedRow = (bool, Option<Uuid>, Option<DateTime<Utc>>, Option<String>, Option<bool>);
+type RotatedRow = (bool, Option<Uuid>, Option<i64>, Option<String>, Option<bool>);
 
 pub(super) async fn rotate_refresh(
     pool: &PgPool,
@@ -354,8 +369,11 @@ pub(super) async fn sweep_sessions(
         listed_rows.push(ListedRow::from_row(row)?);
     }
     // A session a DBA had already revoked by hand was not live.
-    let live =
-        listed_rows.iter().filter(|row| row.3 == Some(true) && row.1.is_some_and(|at| at > now)).count();
+    let now_ms = now.timestamp_millis();
+    let live = listed_rows
+        .iter()
+        .filter(|row| row.3 == Some(true) && row.1.is_some_and(|until| until > now_ms))
+        .count();
     Ok((live as u64, listed_rows.into_iter().filter_map(listed).collect()))
 }
 

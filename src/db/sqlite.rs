@@ -46,6 +46,16 @@ pub(super) fn parse_time(value: &str) -> Result<DateTime<Utc>, DbError> {
         .ok_or_else(|| DbError::decode("time", value))
 }
 
+/// `column` (an expiry, in any form SQLite's date functions read) as the
+/// unix millisecond from which a token expiring then is expired, computed by
+/// SQLite itself, so that every value the schema's CHECK accepts (a bare
+/// date, a Julian day number, a time without seconds) is read exactly the
+/// way the purge and the views read it: SQLite holds times as whole
+/// milliseconds, which `julianday()` divides and this multiplies back.
+pub(super) fn until_ms(column: &str) -> String {
+    format!("CAST(round((julianday({column}) - 2440587.5) * 86400000.0) AS INTEGER)")
+}
+
 pub(super) fn parse_uuid(value: &str) -> Result<Uuid, DbError> {
     Uuid::parse_str(value).map_err(|_| DbError::decode("uuid", value))
 }
@@ -237,7 +247,7 @@ pub(super) async fn sweep_sessions(
         "UPDATE sessions SET revoked_at = ?2, refresh_jti = NULL
          WHERE user_id = ?1 AND revoked_at IS NULL AND julianday(expires_at) > julianday(?3)
            AND id IS NOT ?4
-         RETURNING id, expires_at",
+         RETURNING id, strftime('%Y-%m-%dT%H:%M:%fZ', expires_at)",
     )
     .bind(&user)
     .bind(text(now))
@@ -252,7 +262,8 @@ pub(super) async fn sweep_sessions(
     let listed = list_wanted(&mut tx, &wanted, Some(sweep.user_id), now).await?;
     tx.commit().await?;
     // A session a DBA had already revoked by hand was not live.
-    let live = listed.iter().filter(|((_, expires_at, _), new)| *new && *expires_at > now).count();
+    let now_ms = now.timestamp_millis();
+    let live = listed.iter().filter(|(row, new)| *new && row.until_ms > now_ms).count();
     Ok((live as u64, listed.into_iter().map(|(row, _)| row).collect()))
 }
 
@@ -273,7 +284,7 @@ pub(super) async fn end_session(
            AND julianday(expires_at) > julianday(?3)
            AND (?4 IS NULL OR refresh_jti = ?4)
            AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = sessions.id)
-         RETURNING expires_at",
+         RETURNING strftime('%Y-%m-%dT%H:%M:%fZ', expires_at)",
     )
     .bind(sid.to_string())
     .bind(user_id.to_string())
@@ -318,7 +329,9 @@ pub(super) async fn session_owner(pool: &SqlitePool, sid: Uuid) -> Result<Option
 }
 
 /// Marks the session revoked; returns when its newest refresh token expires
-/// (`None` if its row is gone).
+/// (`None` if its row is gone). Session expiries are read back through
+/// `strftime` here and in the sweeps, so whatever form the column holds
+/// (any the CHECK accepts), a revocation never fails to parse it.
 async fn mark_session_revoked(
     conn: &mut SqliteConnection,
     sid: Uuid,
@@ -326,7 +339,7 @@ async fn mark_session_revoked(
 ) -> Result<Option<DateTime<Utc>>, DbError> {
     let expires_at: Option<String> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?2), refresh_jti = NULL
-         WHERE id = ?1 RETURNING expires_at",
+         WHERE id = ?1 RETURNING strftime('%Y-%m-%dT%H:%M:%fZ', expires_at)",
     )
     .bind(sid.to_string())
     .bind(text(now))
@@ -358,9 +371,10 @@ async fn list_wanted(
             "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason) VALUES {rows}
              ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
                  WHERE julianday(revoked_tokens.expires_at) < julianday(excluded.expires_at)
-             RETURNING jti, expires_at, reason, revoked_at = ?"
+             RETURNING jti, {}, reason, revoked_at = ?",
+            until_ms("expires_at")
         );
-        let mut query = sqlx::query_as::<_, (String, String, String, bool)>(&sql);
+        let mut query = sqlx::query_as::<_, (String, i64, String, bool)>(&sql);
         for (jti, expires_at, reason) in chunk {
             query = query
                 .bind(jti.to_string())
@@ -369,8 +383,8 @@ async fn list_wanted(
                 .bind(text(now))
                 .bind(reason.as_str());
         }
-        for (jti, expires_at, reason, new) in query.bind(text(now)).fetch_all(&mut *conn).await? {
-            listed.push(((parse_uuid(&jti)?, parse_time(&expires_at)?, reason), new));
+        for (jti, until_ms, reason, new) in query.bind(text(now)).fetch_all(&mut *conn).await? {
+            listed.push((Listed { id: parse_uuid(&jti)?, until_ms, reason }, new));
         }
     }
     Ok(listed)

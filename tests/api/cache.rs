@@ -110,7 +110,67 @@ async fn a_token_revoked_while_the_listener_is_down_is_rejected_and_the_cache_re
     rejected_within(&app, &live.access, PROPAGATION_BOUND).await;
 }
 
+/// Every value the schema lets a DBA store is read without stopping the
+/// follower: Postgres' `infinity` (revoked until deleted by hand) and years
+/// past what chrono holds; on SQLite every form julianday() reads. Values no
+/// token could match are refused at the door, and such a row that an older
+/// database still holds is skipped and counted, not fatal.
+async fn any_value_a_dba_may_store_leaves_the_follower_live(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let before = crate::metrics::scrape(&app).await;
+    wait_until_trusted(&app).await;
+    let forms: &[&str] = match backend {
+        Backend::Postgres => &["infinity", "294276-12-31 00:00:00Z", "200000-06-01T00:00:00Z"],
+        Backend::Sqlite => {
+            &["2099-01-01", "2099-01-01 00:00", "2488069.5", "2099-01-01T00:00:00.123456+02:00"]
+        }
+    };
+    let mut revoked = Vec::new();
+    for (n, expires_at) in forms.iter().enumerate() {
+        let tokens = if n == 0 { app.signup("alice").await } else { app.login_ok("alice").await };
+        app.db.revoke_by_hand(claim(&tokens.access, "jti"), expires_at).await;
+        revoked.push(tokens);
+    }
+    let refused_at_the_door: &[String] = match backend {
+        Backend::Postgres => &[
+            hand_revocation("00000000-0000-4000-8000-000000000009", "-infinity"),
+            "UPDATE sessions SET expires_at = 'infinity'".to_owned(),
+        ],
+        Backend::Sqlite => &[
+            hand_revocation("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", "2099-01-01T00:00:00Z"),
+            hand_revocation("00000000-0000-4000-8000-000000000009", "now"),
+        ],
+    };
+    for sql in refused_at_the_door {
+        assert!(app.db.try_execute(sql).await.is_err(), "accepted: {sql}");
+    }
+    if backend == Backend::Sqlite {
+        // A row the door refuses now, as a database from before it holds it.
+        app.db.execute("DROP TRIGGER revoked_tokens_refuse_bad_insert").await;
+        app.db.execute(&refused_at_the_door[0]).await;
+    }
+
+    for tokens in &revoked {
+        rejected_within(&app, &tokens.access, PROPAGATION_BOUND).await;
+    }
+    let status = app.store().revocation_cache();
+    assert!(status.trusted && status.loads == 1, "the follower stayed live, no reload: {status:?}");
+    let restarted = app.another_instance().await;
+    wait_until_trusted(&restarted).await;
+    for tokens in &revoked {
+        restarted.protected(&tokens.access).await.assert_token_error("token_revoked");
+    }
+    assert_eq!(restarted.store().revocation_cache().entries, revoked.len(), "each revocation, once");
+    if backend == Backend::Sqlite {
+        let after = crate::metrics::scrape(&app).await;
+        let skipped =
+            |text: &str| crate::metrics::sample(text, "jwt_blocklist_revocation_rows_skipped_total", &[]);
+        assert!(skipped(&after) >= skipped(&before) + 2.0, "the old row, skipped by both followers");
+    }
+}
+
 backend_tests!(
+    any_value_a_dba_may_store_leaves_the_follower_live,
     the_cache_is_loaded_from_the_database_at_start,
     a_live_row_deleted_by_hand_is_unrevoked_on_every_instance,
     expired_entries_leave_memory,

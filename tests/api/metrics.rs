@@ -9,7 +9,7 @@ use crate::helpers::{Backend, TestApp, PASSWORD};
 
 /// The value of the first sample of `family` whose labels include every
 /// `label="value"` pair given (0 when there is none yet).
-fn sample(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter(|line| line.starts_with(&format!("{family}{{")) || line.starts_with(&format!("{family} ")))
@@ -19,7 +19,7 @@ fn sample(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app.client.get("/metrics").dispatch().await;
     assert_eq!(response.status(), Status::Ok);
     let content_type = response.content_type().expect("content type").to_string();

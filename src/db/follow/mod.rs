@@ -58,24 +58,37 @@ pub(super) fn until_ms(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros().div_euclid(1000) + i64::from(!time.timestamp_subsec_micros().is_multiple_of(1000))
 }
 
-/// What memory should hold for a row with this expiry and reason: the one
-/// place (with the triggers' WHEN clauses) that says used-up refresh tokens
-/// stay out of memory.
-pub(super) fn wanted(expires_at: DateTime<Utc>, reason: &str) -> Option<i64> {
-    (reason != REFRESH_ROTATED).then(|| until_ms(expires_at))
+/// What memory should hold for a row whose token expires at `until_ms`
+/// (as the database computed it) with this reason: the one place (with the
+/// triggers' WHEN clauses) that says used-up refresh tokens stay out of
+/// memory.
+pub(super) fn wanted(until_ms: i64, reason: &str) -> Option<i64> {
+    (reason != REFRESH_ROTATED).then_some(until_ms)
 }
 
-/// Loads `rows` (jti, expires_at, reason) into `cache`, a batch per lock
-/// hold; returns how many memory keeps.
+/// A row no token can ever match (on SQLite, a `jti` that is not a UUID: the
+/// schema refuses new ones, older rows may hold them): left out of memory,
+/// counted, and logged (at most once a second), so that it never stops the
+/// follower.
+pub(super) fn skip_unmatchable(jti: &str) {
+    crate::metrics::revocation_row_skipped();
+    crate::logging::warn_repeated!(
+        "revoked_tokens row {jti:?} can never match a token (its jti is not a UUID): skipped"
+    );
+}
+
+/// Loads `rows` (jti, until_ms, reason; `None` for a row skipped) into
+/// `cache`, a batch per lock hold; returns how many memory keeps.
 async fn load_rows(
     cache: &RevocationCache,
-    rows: impl Stream<Item = Result<(Uuid, DateTime<Utc>, String), DbError>>,
+    rows: impl Stream<Item = Result<Option<(Uuid, i64, String)>, DbError>>,
 ) -> Result<usize, DbError> {
     let mut rows = std::pin::pin!(rows);
     let mut batch = Vec::with_capacity(10_000);
     let mut loaded = 0;
-    while let Some((jti, expires_at, reason)) = rows.try_next().await? {
-        if let Some(until) = wanted(expires_at, &reason) {
+    while let Some(row) = rows.try_next().await? {
+        let Some((jti, until_ms, reason)) = row else { continue };
+        if let Some(until) = wanted(until_ms, &reason) {
             batch.push((jti, until));
         }
         if batch.len() == batch.capacity() {

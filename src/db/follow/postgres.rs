@@ -14,7 +14,7 @@
 //! the polls) come from a pool of their own, named `jwt-blocklist-listener`,
 //! so they never queue behind requests.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::{load_rows, wanted, AbortOnDrop, Change};
 use crate::db::cache::RevocationCache;
+use crate::db::postgres::until_ms;
 use crate::db::DbError;
 
 /// The channel the triggers wake followers on. Its payloads are never read.
@@ -35,20 +36,26 @@ const CHANNEL: &str = "revoked_tokens";
 /// looked up one by one (LATERAL, and LIMIT 1 so the planner cannot pull the
 /// lookup up into a join): a prepared statement's generic plan otherwise
 /// expects thousands of changes and hash-joins them against a scan of the
-/// whole table, 250 ms with a million rows.
-const POLL: &str = "
-    WITH cursor AS (SELECT pg_current_snapshot() AS now, $1::text::pg_snapshot AS before),
-    changed AS (
-        SELECT DISTINCT e.jti FROM revocation_events e, cursor c
-        WHERE e.xid >= pg_snapshot_xmin(c.before) AND e.xid < pg_snapshot_xmax(c.now)
-          AND pg_visible_in_snapshot(e.xid, c.now) AND NOT pg_visible_in_snapshot(e.xid, c.before))
-    SELECT c.now::text,
-           (SELECT through FROM revocation_events_pruned) >= pg_snapshot_xmin(c.before),
-           ch.jti, r.expires_at, r.reason
-    FROM cursor c LEFT JOIN changed ch ON true
-    LEFT JOIN LATERAL (SELECT expires_at, reason FROM revoked_tokens WHERE jti = ch.jti LIMIT 1) r ON true";
+/// whole table, 250 ms with a million rows. Expiry is read as [`until_ms`],
+/// computed by Postgres, whatever a DBA stored.
+static POLL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH cursor AS (SELECT pg_current_snapshot() AS now, $1::text::pg_snapshot AS before),
+         changed AS (
+             SELECT DISTINCT e.jti FROM revocation_events e, cursor c
+             WHERE e.xid >= pg_snapshot_xmin(c.before) AND e.xid < pg_snapshot_xmax(c.now)
+               AND pg_visible_in_snapshot(e.xid, c.now) AND NOT pg_visible_in_snapshot(e.xid, c.before))
+         SELECT c.now::text,
+                (SELECT through FROM revocation_events_pruned) >= pg_snapshot_xmin(c.before),
+                ch.jti, r.until_ms, r.reason
+         FROM cursor c LEFT JOIN changed ch ON true
+         LEFT JOIN LATERAL (
+             SELECT {} AS until_ms, reason FROM revoked_tokens WHERE jti = ch.jti LIMIT 1) r ON true",
+        until_ms("expires_at")
+    )
+});
 
-type PollRow = (String, bool, Option<Uuid>, Option<DateTime<Utc>>, Option<String>);
+type PollRow = (String, bool, Option<Uuid>, Option<i64>, Option<String>);
 
 pub(super) struct Source {
     pool: PgPool,
@@ -85,25 +92,29 @@ impl Source {
         // The snapshot first: whatever commits after it, the first poll reads.
         self.snapshot =
             sqlx::query_scalar("SELECT pg_current_snapshot()::text").fetch_one(&self.pool).await?;
-        let rows = sqlx::query_as::<_, (Uuid, DateTime<Utc>, String)>(
-            "SELECT jti, expires_at, reason FROM revoked_tokens WHERE expires_at >= $1",
-        )
-        .bind(cutoff)
-        .fetch(&self.pool)
-        .map_err(DbError::from);
+        let load = format!(
+            "SELECT jti, {}, reason FROM revoked_tokens WHERE expires_at >= $1",
+            until_ms("expires_at")
+        );
+        let rows = sqlx::query_as::<_, (Uuid, i64, String)>(&load)
+            .bind(cutoff)
+            .fetch(&self.pool)
+            .map_ok(Some)
+            .map_err(DbError::from);
         load_rows(cache, rows).await
     }
 
     pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
-        let rows: Vec<PollRow> = sqlx::query_as(POLL).bind(&self.snapshot).fetch_all(&self.pool).await?;
+        let rows: Vec<PollRow> =
+            sqlx::query_as(POLL.as_str()).bind(&self.snapshot).fetch_all(&self.pool).await?;
         let mut changes = Vec::with_capacity(rows.len());
-        for (snapshot, gap, jti, expires_at, reason) in rows {
+        for (snapshot, gap, jti, until_ms, reason) in rows {
             if gap {
                 return Err(DbError::EventGap);
             }
             self.snapshot = snapshot;
             if let Some(jti) = jti {
-                let until = expires_at.zip(reason).and_then(|(at, reason)| wanted(at, &reason));
+                let until = until_ms.zip(reason).and_then(|(until, reason)| wanted(until, &reason));
                 changes.push((jti, until));
             }
         }

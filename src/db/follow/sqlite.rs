@@ -11,15 +11,17 @@
 
 use std::time::Duration;
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
-use rocket::futures::future::ready;
 use rocket::futures::TryStreamExt;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{ConnectOptions, SqliteConnection};
+use uuid::Uuid;
 
-use super::{load_rows, wanted, Change};
+use super::{load_rows, skip_unmatchable, wanted, Change};
 use crate::db::cache::RevocationCache;
-use crate::db::sqlite::{parse_time, parse_uuid, text};
+use crate::db::sqlite::{text, until_ms};
 use crate::db::DbError;
 
 /// How often the follower looks for commits by other connections: one
@@ -29,14 +31,19 @@ pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(2);
 
 /// The newest event number ever handed out, and every event past `?1` with
 /// the current row of its id, in one statement (one snapshot).
-const POLL: &str = "
-    SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'),
-           e.seq, e.jti, r.expires_at, r.reason
-    FROM (SELECT 1) LEFT JOIN revocation_events e ON e.seq > ?1
-    LEFT JOIN revoked_tokens r ON r.jti = e.jti
-    ORDER BY e.seq";
+/// Expiry is read as [`until_ms`], computed by SQLite.
+static POLL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'),
+                e.seq, e.jti, {}, r.reason
+         FROM (SELECT 1) LEFT JOIN revocation_events e ON e.seq > ?1
+         LEFT JOIN revoked_tokens r ON r.jti = e.jti
+         ORDER BY e.seq",
+        until_ms("r.expires_at")
+    )
+});
 
-type PollRow = (Option<i64>, Option<i64>, Option<String>, Option<String>, Option<String>);
+type PollRow = (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<String>);
 
 pub(super) struct Source {
     conn: SqliteConnection,
@@ -62,16 +69,21 @@ impl Source {
         )
         .fetch_one(&mut self.conn)
         .await?;
-        let rows = sqlx::query_as::<_, (String, String, String)>(
-            "SELECT jti, expires_at, reason FROM revoked_tokens
-             WHERE julianday(expires_at) >= julianday(?1)",
-        )
-        .bind(text(cutoff))
-        .fetch(&mut self.conn)
-        .map_err(DbError::from)
-        .and_then(|(jti, expires_at, reason)| {
-            ready(parse_uuid(&jti).and_then(|jti| Ok((jti, parse_time(&expires_at)?, reason))))
-        });
+        let load = format!(
+            "SELECT jti, {}, reason FROM revoked_tokens WHERE julianday(expires_at) >= julianday(?1)",
+            until_ms("expires_at")
+        );
+        let rows = sqlx::query_as::<_, (String, i64, String)>(&load)
+            .bind(text(cutoff))
+            .fetch(&mut self.conn)
+            .map_err(DbError::from)
+            .map_ok(|(jti, until_ms, reason)| match Uuid::parse_str(&jti) {
+                Ok(id) => Some((id, until_ms, reason)),
+                Err(_) => {
+                    skip_unmatchable(&jti);
+                    None
+                }
+            });
         load_rows(cache, rows).await
     }
 
@@ -80,22 +92,24 @@ impl Source {
         if version == self.version {
             return Ok(Vec::new());
         }
-        let rows: Vec<PollRow> = sqlx::query_as(POLL).bind(self.seen).fetch_all(&mut self.conn).await?;
+        let rows: Vec<PollRow> =
+            sqlx::query_as(POLL.as_str()).bind(self.seen).fetch_all(&mut self.conn).await?;
         let mut changes = Vec::with_capacity(rows.len());
         let mut newest = self.seen;
         let mut next = self.seen + 1;
-        for (handed_out, seq, jti, expires_at, reason) in rows {
+        for (handed_out, seq, jti, until_ms, reason) in rows {
             newest = handed_out.unwrap_or(0);
             let (Some(seq), Some(jti)) = (seq, jti) else { continue };
             if seq != next {
                 return Err(DbError::EventGap);
             }
             next += 1;
-            let until = match expires_at.zip(reason) {
-                Some((at, reason)) => wanted(parse_time(&at)?, &reason),
-                None => None,
+            let Ok(id) = Uuid::parse_str(&jti) else {
+                skip_unmatchable(&jti);
+                continue;
             };
-            changes.push((parse_uuid(&jti)?, until));
+            let until = until_ms.zip(reason).and_then(|(until, reason)| wanted(until, &reason));
+            changes.push((id, until));
         }
         if newest != next - 1 {
             return Err(DbError::EventGap);

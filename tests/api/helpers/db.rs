@@ -112,6 +112,21 @@ impl TestDb {
         }
     }
 
+    /// Runs SQL as a DBA would and returns the database's refusal, if any.
+    pub async fn try_execute(&self, sql: &str) -> Result<(), String> {
+        let result = match self.backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url()).await.expect("connect");
+                conn.execute(sql).await.map(drop)
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url()).await.expect("connect");
+                conn.execute(sql).await.map(drop)
+            }
+        };
+        result.map_err(|error| error.to_string())
+    }
+
     /// Revokes `id` (a jti or a sid) the way the README tells a DBA to:
     /// a bare INSERT of the two columns without defaults. `expires_at` is
     /// SQL text, in whatever form a DBA would type it.
