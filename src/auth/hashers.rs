@@ -10,6 +10,7 @@
 //! the service's samples during an unthrottled storm, a whole core of two.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,6 +25,15 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 /// The hashing threads; they end when this is dropped (with the app).
 pub struct Hashers {
     jobs: Sender<Job>,
+    threads: usize,
+    /// Jobs sent and not yet started.
+    queued: Arc<AtomicUsize>,
+}
+
+/// Every hashing thread held busy until this is dropped (a test hook: see
+/// [`Hashers::hold`]).
+pub struct Held {
+    _release: Sender<()>,
 }
 
 impl Hashers {
@@ -36,7 +46,7 @@ impl Hashers {
             let queue = queue.clone();
             std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || work(&queue, blocks))?;
         }
-        Ok(Hashers { jobs })
+        Ok(Hashers { jobs, threads, queued: Arc::default() })
     }
 
     /// Runs `job` on a hashing thread with its workspace; `None` if the job
@@ -46,11 +56,46 @@ impl Hashers {
         job: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Option<T> {
         let (answer, answered) = oneshot::channel();
+        let queued = self.queued.clone();
         let job: Job = Box::new(move |memory| {
+            queued.fetch_sub(1, Ordering::AcqRel);
             let _ = answer.send(job(memory));
         });
-        self.jobs.send(job).ok()?;
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.jobs.send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
         answered.await.ok()
+    }
+
+    /// Jobs waiting for a hashing thread right now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Test hook: occupies every hashing thread until the returned [`Held`]
+    /// is dropped, so that hashes queue behind it (a login "still hashing").
+    /// Returns once every thread is held.
+    #[doc(hidden)]
+    pub async fn hold(&self) -> Held {
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        let (started, mut all_started) = rocket::tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..self.threads {
+            let (released, started) = (released.clone(), started.clone());
+            let job: Job = Box::new(move |_| {
+                let _ = started.send(());
+                // Until the sender is dropped; the threads held after the
+                // first wait for the lock instead, just as held.
+                let _ = released.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            });
+            let _ = self.jobs.send(job);
+        }
+        for _ in 0..self.threads {
+            all_started.recv().await;
+        }
+        Held { _release: release }
     }
 }
 

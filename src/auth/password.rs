@@ -140,6 +140,18 @@ impl Passwords {
         }
     }
 
+    /// Hashes waiting for a hashing thread right now.
+    pub fn queued_hashes(&self) -> usize {
+        self.hashers.queued()
+    }
+
+    /// Test hook: holds every hashing thread busy until the guard is
+    /// dropped (see [`Hashers::hold`]).
+    #[doc(hidden)]
+    pub async fn hold_hashing(&self) -> super::hashers::Held {
+        self.hashers.hold().await
+    }
+
     /// Runs `work` on a hashing thread with its workspace.
     async fn on_hasher<T: Send + 'static>(
         &self,

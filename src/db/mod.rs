@@ -142,9 +142,13 @@ impl Store {
         dispatch!(self.user_by_id(id)).await
     }
 
-    /// Commits the session row. Sign its tokens only after this returns:
-    /// that is what lets logout-all reject every token issued before it.
-    pub async fn insert_session(&self, session: &NewSession) -> Result<(), DbError> {
+    /// Commits the session row, unless a sweep of the user's sessions
+    /// (logout-all, a password change, ...) committed after the login read
+    /// the user (`session.generation`): then `false`, and no session. Sign
+    /// its tokens only after this returns `true`: that is what lets a sweep
+    /// reject every token of a login that was in flight when it committed,
+    /// hashing or inserting.
+    pub async fn insert_session(&self, session: &NewSession) -> Result<bool, DbError> {
         dispatch!(self.insert_session(session)).await
     }
 

@@ -11,6 +11,9 @@ pub struct User {
     pub username: String,
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
+    /// How many sweeps of the user's sessions there have been (see
+    /// [`NewSession::generation`]).
+    pub session_generation: i64,
 }
 
 /// A login session: every token of one login carries its id as `sid`.
@@ -22,6 +25,10 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     /// The device it started on, as the login request told it.
     pub device: Device,
+    /// The user's `session_generation` as the login read it, before the
+    /// password was checked: the session starts only if no sweep
+    /// (logout-all, a password change, ...) has committed since.
+    pub generation: i64,
 }
 
 /// What a login request says about where it comes from.

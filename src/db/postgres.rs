@@ -21,10 +21,10 @@ pub(super) use purge::purge_expired;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-type UserRow = (Uuid, String, String, DateTime<Utc>);
+type UserRow = (Uuid, String, String, DateTime<Utc>, i64);
 
-fn user_from_row((id, username, password_hash, created_at): UserRow) -> User {
-    User { id, username, password_hash, created_at }
+fn user_from_row((id, username, password_hash, created_at, session_generation): UserRow) -> User {
+    User { id, username, password_hash, created_at, session_generation }
 }
 
 pub(super) async fn connect(config: &rocket_db_pools::Config, timeout: Duration) -> Result<PgPool, DbError> {
@@ -58,7 +58,8 @@ pub(super) async fn insert_user(pool: &PgPool, user: &User) -> Result<(), DbErro
 pub(super) async fn user_by_username(pool: &PgPool, username: &str) -> Result<Option<User>, DbError> {
     // lower(username) is what users_username_lower_key indexes.
     let row: Option<UserRow> = sqlx::query_as(
-        "SELECT id, username, password_hash, created_at FROM users WHERE lower(username) = lower($1)",
+        "SELECT id, username, password_hash, created_at, session_generation FROM users
+         WHERE lower(username) = lower($1)",
     )
     .bind(username)
     .fetch_optional(pool)
@@ -67,18 +68,27 @@ pub(super) async fn user_by_username(pool: &PgPool, username: &str) -> Result<Op
 }
 
 pub(super) async fn user_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, DbError> {
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, username, password_hash, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, username, password_hash, created_at, session_generation FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(user_from_row))
 }
 
-pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, refresh_jti, expires_at, user_agent, ip)
-         VALUES ($1, $2, $3, $4, $5, $6::inet)",
+/// Inserts the session if the user's `session_generation` is still the one
+/// the login read. The user row is locked FOR KEY SHARE in the same
+/// statement: a sweep holding it FOR UPDATE makes this wait for its commit,
+/// after which the row is checked again (READ COMMITTED re-reads a locked
+/// row) and the new generation refuses the insert; a sweep that comes later
+/// waits for this commit and ends the session it sees.
+pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Result<bool, DbError> {
+    let inserted = sqlx::query(
+        "WITH owner AS (
+             SELECT id FROM users WHERE id = $2 AND session_generation = $7 FOR KEY SHARE)
+         INSERT INTO sessions (id, user_id, refresh_jti, expires_at, user_agent, ip)
+         SELECT $1, owner.id, $3, $4, $5, $6::inet FROM owner",
     )
     .bind(session.id)
     .bind(session.user_id)
@@ -86,9 +96,11 @@ pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Resul
     .bind(session.expires_at)
     .bind(session.device.user_agent.as_deref())
     .bind(session.device.ip.map(|ip| ip.to_string()))
+    .bind(session.generation)
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 type SessionRow = (Uuid, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>, Option<String>);
@@ -316,7 +328,9 @@ pub(super) async fn session_owner(pool: &PgPool, sid: Uuid) -> Result<Option<Uui
 }
 
 /// A session sweep (logout-all, scope=others, password change) in one round
-/// trip: lock the user's row, change the password if asked, then end every
+/// trip: lock the user's row, count the sweep in its `session_generation`
+/// (which refuses the sessions of logins still checking the password: see
+/// [`insert_session`]) and change the password if asked, then end every
 /// live session of the user but the one kept, and list them all. Several
 /// statements in one simple query, which Postgres runs as one transaction with
 /// a snapshot per statement: the lock waits for any login whose session insert
@@ -332,13 +346,13 @@ fn sweep_sql(sweep: &SessionSweep, now: DateTime<Utc>, cutoff: DateTime<Utc>) ->
     let user = format!("'{}'::uuid", sweep.user_id);
     let (now, cutoff) = (timestamp(now), timestamp(cutoff));
     let password = match &sweep.new_password_hash {
-        Some(hash) => format!("UPDATE users SET password_hash = {} WHERE id = {user};", literal(hash)),
+        Some(hash) => format!(", password_hash = {}", literal(hash)),
         None => String::new(),
     };
     let keep = sweep.keep.map(|sid| format!("AND id <> '{sid}'::uuid")).unwrap_or_default();
     format!(
         "SELECT 1 FROM users WHERE id = {user} FOR UPDATE;
-         {password}
+         UPDATE users SET session_generation = session_generation + 1 {password} WHERE id = {user};
          WITH ended AS (
              UPDATE sessions SET revoked_at = {now}, refresh_jti = NULL
              WHERE user_id = {user} AND revoked_at IS NULL AND expires_at > {cutoff} {keep}

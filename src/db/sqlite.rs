@@ -29,7 +29,7 @@ pub(super) use purge::purge_expired;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
-type UserRow = (String, String, String, String);
+type UserRow = (String, String, String, String, i64);
 
 pub(super) fn text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -60,8 +60,11 @@ pub(super) fn parse_uuid(value: &str) -> Result<Uuid, DbError> {
     Uuid::parse_str(value).map_err(|_| DbError::decode("uuid", value))
 }
 
-fn user_from_row((id, username, password_hash, created_at): UserRow) -> Result<User, DbError> {
-    Ok(User { id: parse_uuid(&id)?, username, password_hash, created_at: parse_time(&created_at)? })
+fn user_from_row(
+    (id, username, password_hash, created_at, session_generation): UserRow,
+) -> Result<User, DbError> {
+    let (id, created_at) = (parse_uuid(&id)?, parse_time(&created_at)?);
+    Ok(User { id, username, password_hash, created_at, session_generation })
 }
 
 pub(super) async fn connect(
@@ -108,27 +111,32 @@ pub(super) async fn insert_user(pool: &SqlitePool, user: &User) -> Result<(), Db
 
 pub(super) async fn user_by_username(pool: &SqlitePool, username: &str) -> Result<Option<User>, DbError> {
     // The column is COLLATE NOCASE: this compares case-insensitively, by index.
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, username, password_hash, created_at FROM users WHERE username = ?1")
-            .bind(username)
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, username, password_hash, created_at, session_generation FROM users WHERE username = ?1",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
     row.map(user_from_row).transpose()
 }
 
 pub(super) async fn user_by_id(pool: &SqlitePool, id: Uuid) -> Result<Option<User>, DbError> {
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, username, password_hash, created_at FROM users WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, username, password_hash, created_at, session_generation FROM users WHERE id = ?1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
     row.map(user_from_row).transpose()
 }
 
-pub(super) async fn insert_session(pool: &SqlitePool, session: &NewSession) -> Result<(), DbError> {
-    sqlx::query(
+/// Inserts the session if the user's `session_generation` is still the one
+/// the login read (one writer at a time: the check and the insert see one
+/// state).
+pub(super) async fn insert_session(pool: &SqlitePool, session: &NewSession) -> Result<bool, DbError> {
+    let inserted = sqlx::query(
         "INSERT INTO sessions (id, user_id, refresh_jti, expires_at, user_agent, ip)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         SELECT ?1, id, ?3, ?4, ?5, ?6 FROM users WHERE id = ?2 AND session_generation = ?7",
     )
     .bind(session.id.to_string())
     .bind(session.user_id.to_string())
@@ -136,9 +144,11 @@ pub(super) async fn insert_session(pool: &SqlitePool, session: &NewSession) -> R
     .bind(text(session.expires_at))
     .bind(session.device.user_agent.as_deref())
     .bind(session.device.ip.map(|ip| ip.to_string()))
+    .bind(session.generation)
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 type SessionRow = (String, String, String, Option<String>, Option<String>, Option<String>);
@@ -236,13 +246,17 @@ pub(super) async fn sweep_sessions(
 ) -> Result<(u64, Vec<Listed>), DbError> {
     let user = sweep.user_id.to_string();
     let mut tx = pool.begin().await?;
-    if let Some(hash) = &sweep.new_password_hash {
-        sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
-            .bind(&user)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-    }
+    // Counting the sweep refuses the sessions of logins still checking the
+    // password (see insert_session).
+    sqlx::query(
+        "UPDATE users SET session_generation = session_generation + 1,
+                          password_hash = coalesce(?2, password_hash)
+         WHERE id = ?1",
+    )
+    .bind(&user)
+    .bind(sweep.new_password_hash.as_deref())
+    .execute(&mut *tx)
+    .await?;
     let ended: Vec<(String, String)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = ?2, refresh_jti = NULL
          WHERE user_id = ?1 AND revoked_at IS NULL AND julianday(expires_at) > julianday(?3)

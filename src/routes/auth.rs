@@ -145,6 +145,7 @@ async fn register(
         username,
         password_hash: ticket.hash(password).await?,
         created_at: Utc::now().trunc_subsecs(6),
+        session_generation: 0,
     };
     drop(ticket);
     db.insert_user(&user).await?;
@@ -198,8 +199,13 @@ async fn login(
     match (verified, user) {
         (true, Some(user)) => {
             attempt.succeeded();
-            metrics::login("success");
-            start_session(db, auth, jar, &user, device.0, transport).await
+            let started = start_session(db, auth, jar, &user, device.0, transport).await;
+            match &started {
+                Ok(_) => metrics::login("success"),
+                Err(ApiError::InvalidCredentials) => metrics::login("failure"),
+                Err(_) => {}
+            }
+            started
         }
         _ => {
             attempt.failed();
@@ -218,9 +224,13 @@ fn session_expiry(auth: &Auth, now: DateTime<Utc>) -> DateTime<Utc> {
     now + chrono::Duration::seconds(session_ttl(auth) as i64)
 }
 
-/// Commits the session, then signs its tokens: a logout-all that commits
-/// before the session row is seen by nothing signed earlier (see
-/// `Store::revoke_user_sessions`).
+/// Commits the session, then signs its tokens. `user` was read before the
+/// password was checked: if a sweep of the user's sessions (logout-all, a
+/// password change, ...) committed since, the session does not start and
+/// the login fails as if the password were wrong (it may be, after a
+/// change); a sweep that commits later ends the session it finds. So no
+/// token of a login in flight when a sweep committed ever works (see
+/// `Store::insert_session`).
 async fn start_session(
     db: &Db,
     auth: &Auth,
@@ -232,7 +242,18 @@ async fn start_session(
     let sid = Uuid::new_v4();
     let now = Utc::now();
     let (refresh_jti, expires_at) = (Uuid::new_v4(), session_expiry(auth, now));
-    db.insert_session(&NewSession { id: sid, user_id: user.id, refresh_jti, expires_at, device }).await?;
+    let session = NewSession {
+        id: sid,
+        user_id: user.id,
+        refresh_jti,
+        expires_at,
+        device,
+        generation: user.session_generation,
+    };
+    if !db.insert_session(&session).await? {
+        log::info!("a login of user {} lost the race with a sweep of their sessions", user.id);
+        return Err(ApiError::InvalidCredentials);
+    }
     issue(auth, jar, Grant { user, sid, refresh_jti, now, transport })
 }
 

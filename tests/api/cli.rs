@@ -3,12 +3,14 @@
 //! that a running instance enforces within the contract's bound.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rocket::http::Status;
 
 use crate::backend_tests;
 use crate::helpers::{
-    claim, hand_revocation, rejected_within, wait_until_trusted, Backend, TestApp, TestDb, PROPAGATION_BOUND,
+    claim, hand_revocation, rejected_within, wait_until, wait_until_trusted, Backend, TestApp, TestDb,
+    PASSWORD, PROPAGATION_BOUND,
 };
 
 struct Run {
@@ -101,6 +103,35 @@ async fn revoke_a_session_and_a_user(backend: Backend) {
     assert_fails(&cli(&app.db, &app.secret, &["revoke", "--user", "nobody"]).await, "no user \"nobody\"");
 }
 
+/// `revoke --user` while logins wait for a hashing thread (held busy):
+/// none of them ends with a working session.
+async fn revoke_user_beats_logins_still_waiting_to_hash(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.signup("alice").await;
+    let held = app.auth().passwords.hold_hashing().await;
+
+    let (answers, run) =
+        tokio::join!(futures::future::join_all((0..3).map(|_| app.login("alice", PASSWORD))), async {
+            wait_until("three logins wait to hash", Duration::from_secs(10), || async {
+                app.auth().passwords.queued_hashes() == 3
+            })
+            .await;
+            let run = cli(&app.db, &app.secret, &["revoke", "--user", "alice"]).await;
+            drop(held);
+            run
+        });
+
+    assert_ok(&run, "revoked 1 live session(s) of alice");
+    for answer in answers {
+        if answer.status == Status::Ok {
+            let access = answer.body["access_token"].as_str().expect("a token");
+            rejected_within(&app, access, PROPAGATION_BOUND).await;
+        } else {
+            answer.assert_error(401, "invalid_credentials");
+        }
+    }
+}
+
 async fn sessions_lists_the_live_ones(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let first = app.signup("alice").await;
@@ -149,6 +180,7 @@ backend_tests!(
     migrate_and_purge,
     revoke_a_token_everywhere,
     revoke_a_session_and_a_user,
+    revoke_user_beats_logins_still_waiting_to_hash,
     sessions_lists_the_live_ones,
     every_command_has_help_and_bad_input_fails_with_a_message,
 );

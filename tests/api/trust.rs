@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use futures::future::join_all;
+use jwt_blocklist::db::{Reason, SessionSweep};
 use jwt_blocklist::purge::purge_expired;
 use rocket::http::Status;
 use sqlx::{Connection, Executor};
@@ -14,7 +16,7 @@ use uuid::Uuid;
 use crate::backend_tests;
 use crate::helpers::{
     claim, forge_access, random_secret, refused_within, rejected_within, wait_until, wait_until_trusted,
-    Backend, TcpProxy, TestApp, TestDb, Tokens, PROPAGATION_BOUND,
+    Backend, TcpProxy, TestApp, TestDb, Tokens, PASSWORD, PROPAGATION_BOUND,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +182,80 @@ async fn logout_all_revokes_a_session_whose_login_is_in_flight(backend: Backend)
     app.protected(&token).await.assert_token_error("token_revoked");
 }
 
+/// Logins that are answered with tokens after a sweep committed must hand
+/// out no token that works: each answer is an error, or tokens already
+/// revoked.
+async fn assert_no_login_works(app: &TestApp, answers: &[crate::helpers::TestResponse]) {
+    for answer in answers {
+        if answer.status == Status::Ok {
+            let tokens = Tokens::from_body(&answer.body);
+            app.protected(&tokens.access).await.assert_token_error("token_revoked");
+            app.refresh(&tokens.refresh).await.assert_token_error("token_revoked");
+        } else {
+            answer.assert_error(401, "invalid_credentials");
+        }
+    }
+}
+
+/// Four logins queued for a hashing thread (held busy) when logout-all
+/// commits: none of them ends with a working session.
+async fn logout_all_beats_logins_still_waiting_to_hash(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let caller = app.signup("alice").await;
+    let bearer = format!("Bearer {}", caller.access);
+    let held = app.auth().passwords.hold_hashing().await;
+
+    let (answers, logged_out) = tokio::join!(join_all((0..4).map(|_| app.login("alice", PASSWORD))), async {
+        wait_until("four logins wait to hash", Duration::from_secs(10), || async {
+            app.auth().passwords.queued_hashes() == 4
+        })
+        .await;
+        let logged_out = app.post_authorized("/auth/logout-all", &bearer).await;
+        drop(held);
+        logged_out
+    });
+
+    assert_eq!(logged_out.status, Status::Ok, "{:?}", logged_out.body);
+    assert_no_login_works(&app, &answers).await;
+    assert_eq!(app.login("alice", PASSWORD).await.status, Status::Ok, "a login after it works");
+}
+
+/// Logins with the old password still waiting to hash when a password
+/// change commits end with no working session; the new password works.
+async fn a_password_change_beats_logins_still_waiting_to_hash(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let caller = app.signup("alice").await;
+    let new_password = "a brand new password";
+    let new_hash = app.auth().passwords.ticket().expect("a place").hash(new_password).await.expect("hash");
+    let user_id: Uuid = claim(&caller.access, "sub").parse().unwrap();
+    let sid: Uuid = claim(&caller.access, "sid").parse().unwrap();
+    let held = app.auth().passwords.hold_hashing().await;
+
+    let (answers, ()) = tokio::join!(join_all((0..2).map(|_| app.login("alice", PASSWORD))), async {
+        wait_until("two logins wait to hash", Duration::from_secs(10), || async {
+            app.auth().passwords.queued_hashes() == 2
+        })
+        .await;
+        // What POST /auth/password commits once it has checked and hashed.
+        let sweep = SessionSweep {
+            user_id,
+            keep: Some(sid),
+            reason: Reason::PasswordChanged,
+            new_password_hash: Some(new_hash),
+        };
+        app.store().sweep_sessions(&sweep).await.expect("the change commits");
+        drop(held);
+    });
+
+    assert_no_login_works(&app, &answers).await;
+    assert_eq!(app.protected(&caller.access).await.status, Status::Ok, "the changing session stays");
+    app.login("alice", PASSWORD).await.assert_error(401, "invalid_credentials");
+    assert_eq!(app.login("alice", new_password).await.status, Status::Ok);
+}
+
 backend_tests!(
+    logout_all_beats_logins_still_waiting_to_hash,
+    a_password_change_beats_logins_still_waiting_to_hash,
     a_stalled_follower_hands_the_check_to_the_database_within_the_bound,
     a_thousand_refreshes_leave_revocation_memory_unchanged,
     a_gap_in_the_event_log_makes_the_instance_reload_rather_than_miss_a_revocation,
