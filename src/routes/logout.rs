@@ -56,9 +56,15 @@ impl Scope {
     }
 }
 
+/// The message of every logout, whatever its scope, and of logout-all: the
+/// contract's words (Flask-JWT-Extended's too); `revoked_sessions` says how
+/// far it went.
+const LOGGED_OUT: &str = "Successfully logged out";
+
 /// What a logout did.
 #[derive(Serialize, ToSchema)]
 pub struct LoggedOut {
+    /// "Successfully logged out" for every logout and logout-all.
     message: &'static str,
     /// For `others`, `global` and logout-all: the live sessions this call
     /// revoked (the caller's included where it ends).
@@ -116,11 +122,11 @@ async fn logout_scoped(scope: Scope, claims: &Claims, db: &Db) -> Result<Json<Lo
                 reason: Reason::Logout,
             };
             db.revoke_token_and_session(&revocation, claims.sid, claims.expires_at).await?;
-            Ok(Json(LoggedOut::new("Successfully logged out", None)))
+            Ok(Json(LoggedOut::new(LOGGED_OUT, None)))
         }
         Scope::Others => {
             let revoked = sweep(db, claims, Some(claims.sid), Reason::LogoutOthers).await?;
-            Ok(Json(LoggedOut::new("Successfully logged out of all other sessions", Some(revoked))))
+            Ok(Json(LoggedOut::new(LOGGED_OUT, Some(revoked))))
         }
         Scope::Global => logout_everywhere(db, claims).await,
     }
@@ -154,7 +160,7 @@ async fn logout_all(
 
 async fn logout_everywhere(db: &Db, claims: &Claims) -> Result<Json<LoggedOut>, ApiError> {
     let revoked = sweep(db, claims, None, Reason::LogoutAll).await?;
-    Ok(Json(LoggedOut::new("Successfully logged out of all sessions", Some(revoked))))
+    Ok(Json(LoggedOut::new(LOGGED_OUT, Some(revoked))))
 }
 
 /// Ends every live session of the token's user but `keep`; returns how many.

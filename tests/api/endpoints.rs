@@ -139,6 +139,7 @@ async fn logout_all_revokes_every_session_and_counts_the_live_ones(backend: Back
         "the caller's and one other; the logged-out one was not live"
     );
     assert!(response.body["message"].is_string());
+    assert_eq!(response.body["message"], "Successfully logged out");
     for tokens in [&first, &second] {
         app.protected(&tokens.access).await.assert_token_error("token_revoked");
         app.refresh(&tokens.refresh).await.assert_token_error("token_revoked");

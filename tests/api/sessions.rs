@@ -127,6 +127,7 @@ async fn logout_scope_others_keeps_the_caller(backend: Backend) {
 
     assert_eq!(response.status, Status::Ok, "{:?}", response.body);
     assert!(response.body["message"].is_string());
+    assert_eq!(response.body["message"], "Successfully logged out", "the contract's message");
     assert_eq!(response.body["revoked_sessions"], 2);
     for other in [&first, &second] {
         app.assert_session_ended(other).await;
@@ -152,6 +153,7 @@ async fn logout_scope_global_and_local(backend: Backend) {
     let global = app.post_authorized("/auth/logout?scope=global", &bearer(&caller.access)).await;
     assert_eq!(global.status, Status::Ok, "{:?}", global.body);
     assert_eq!(global.body["revoked_sessions"], 2, "the caller's and the third; the first was gone");
+    assert_eq!(global.body["message"], "Successfully logged out", "the contract's message");
     app.protected(&caller.access).await.assert_token_error("token_revoked");
     app.protected(&third.access).await.assert_token_error("token_revoked");
 }
