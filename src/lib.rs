@@ -28,10 +28,19 @@ use rocket::{Build, Rocket};
 /// with `DATABASE_URL` winning over every other source of the database URL.
 /// Unlike Rocket, `ip_header` is off unless configured: the client address
 /// (which login throttling counts by) is the TCP peer, so a client cannot
-/// choose its own by sending `X-Real-IP`.
+/// choose its own by sending `X-Real-IP`. And `log_level` is `normal` in
+/// every build: Rocket's release default (`critical`) would write no
+/// request line and no lifecycle event.
 pub fn figment() -> Figment {
-    let base = Figment::from(rocket::Config::default())
+    figment_over(rocket::Config::default())
+}
+
+/// [`figment`] over Rocket's defaults for one kind of build
+/// (`Config::debug_default()` or `Config::release_default()`).
+fn figment_over(rocket_defaults: rocket::Config) -> Figment {
+    let base = Figment::from(rocket_defaults)
         .merge((rocket::Config::IP_HEADER, false))
+        .merge((rocket::Config::LOG_LEVEL, rocket::config::LogLevel::Normal))
         .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or("ROCKET_PROFILE", rocket::Config::DEFAULT_PROFILE));
@@ -66,4 +75,22 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .mount("/", routes::routes())
         .mount("/", rocket::routes![cors::preflight, metrics::scrape])
         .register("/", error::catchers())
+}
+
+#[cfg(test)]
+mod tests {
+    use rocket::config::LogLevel;
+
+    /// Rocket's release builds default to `critical`, which writes no request
+    /// line and no lifecycle event; this service logs at `normal` in every
+    /// build unless configured otherwise.
+    #[test]
+    fn every_build_logs_at_normal_unless_configured() {
+        for defaults in [rocket::Config::debug_default(), rocket::Config::release_default()] {
+            let level: LogLevel = super::figment_over(defaults).extract_inner("log_level").expect("a level");
+            assert_eq!(level, LogLevel::Normal);
+        }
+        let configured = super::figment_over(rocket::Config::release_default()).merge(("log_level", "off"));
+        assert_eq!(configured.extract_inner::<LogLevel>("log_level").unwrap(), LogLevel::Off);
+    }
 }

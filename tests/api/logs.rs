@@ -16,20 +16,25 @@ use crate::helpers::{random_secret, Backend, TestDb};
 const PASSWORD: &str = "a password that must never be logged";
 
 /// Starts the binary and returns it with its port, read from its own log.
+/// An empty `level` configures none.
 fn serve(
     db: &TestDb,
     secret: &str,
     level: &str,
     settings: &[(&str, &str)],
 ) -> (Child, u16, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"));
+    match level {
+        "" => command.env_remove("ROCKET_LOG_LEVEL"),
+        level => command.env("ROCKET_LOG_LEVEL", level),
+    };
+    let mut child = command
         .envs(settings.iter().copied())
         .env("DATABASE_URL", db.url())
         .env("ROCKET_JWT_SECRET", secret)
         .env("ROCKET_DATA_DIR", db.folder())
         .env("ROCKET_PORT", "0")
         .env("ROCKET_LOG_FORMAT", "json")
-        .env("ROCKET_LOG_LEVEL", level)
         .env("ROCKET_PURGE_INTERVAL", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -196,6 +201,25 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
     }
 }
 
+/// With no log level configured the binary writes its lifecycle events and
+/// one line per request (Rocket's release default, `critical`, would write
+/// neither; the unit test `every_build_logs_at_normal_unless_configured`
+/// covers release builds, which this debug binary is not).
+async fn with_no_log_level_configured_requests_and_lifecycle_are_logged(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (mut child, port, lines) = serve(&db, &random_secret(), "", &[]);
+
+    let (status, _, _) = http(port, "GET", "/health", &[("X-Request-Id", "unconfigured-1")], None).await;
+
+    assert_eq!(status, 200);
+    child.kill().expect("stops");
+    child.wait().expect("stopped");
+    let log: Vec<Value> = lines.iter().filter_map(|line| serde_json::from_str(&line).ok()).collect();
+    assert!(log.iter().any(|line| line["request_id"] == "unconfigured-1" && line["route"] == "/health"));
+    let text = |line: &Value| line.to_string();
+    assert!(log.iter().any(|line| text(line).contains("database migrated")), "lifecycle: migration");
+}
+
 fn bearer_user(token: &str) -> String {
     crate::helpers::claim(token, "sub")
 }
@@ -277,6 +301,7 @@ async fn a_flood_of_bad_requests_writes_ten_of_rockets_lines_a_second(backend: B
 }
 
 backend_tests!(
+    with_no_log_level_configured_requests_and_lifecycle_are_logged,
     nothing_secret_reaches_the_log,
     a_shed_storm_writes_a_line_a_second_not_one_per_request,
     a_flood_of_bad_requests_writes_ten_of_rockets_lines_a_second
