@@ -1,16 +1,20 @@
 //! Authentication: token encoding and decoding (`jwt`), password hashing
-//! and its queue (`password`) on low-priority threads (`hashers`), login
-//! throttling (`throttle`), the cookie transport (`cookies`) and its CSRF
+//! (`password`) with its queue (`hash_queue`) on low-priority threads
+//! (`hashers`), login
+//! throttling (`throttle`, its `tarpit`, and what one `client` is), the cookie transport (`cookies`) and its CSRF
 //! protection (`csrf`), and the request
 //! guards built on them (`guard`). The stage validates the configuration and
 //! builds the keys once, at ignite.
 
+pub mod client;
 pub mod cookies;
 pub mod csrf;
 pub mod guard;
+pub mod hash_queue;
 pub mod hashers;
 pub mod jwt;
 pub mod password;
+pub mod tarpit;
 pub mod throttle;
 
 use std::sync::Arc;

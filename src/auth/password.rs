@@ -8,18 +8,19 @@
 //! the freed 19 MiB in whichever thread's arena ran it: measured, a login
 //! storm left the process 370 MB larger.)
 //!
-//! Load shedding: every hash needs a [`HashTicket`], and at most `hash_queue`
-//! tickets are out at once (waiting or hashing). When they are all taken the
-//! next request gets 503 at once rather than a place in an ever longer queue;
-//! a waiting one costs a few KiB.
+//! Load shedding: every hash needs a [`HashTicket`], a place in the
+//! [`HashQueue`] (`hash_queue` places, waiting or hashing, at most a share of
+//! them per client). When none is free the next request gets 503 at once
+//! rather than a place in an ever longer queue; a waiting one costs a few KiB.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use rocket::tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::hash_queue::{Full, HashQueue, Place};
 use super::hashers::Hashers;
 use crate::error::ApiError;
 use crate::logging::warn_repeated;
@@ -39,14 +40,14 @@ pub struct Passwords {
     /// The hashing threads: fewer than the cores.
     hashers: Arc<Hashers>,
     /// Tickets: requests waiting for a hash or hashing (`hash_queue`).
-    queue: Arc<Semaphore>,
+    queue: Arc<HashQueue>,
 }
 
 /// A place in the hashing queue, held for the whole login, registration or
 /// password change; the only way to hash or verify.
 pub struct HashTicket {
     passwords: Passwords,
-    _place: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 fn params() -> Params {
@@ -122,19 +123,26 @@ impl Passwords {
             })?;
         let mut random = [0u8; 32];
         OsRng.fill_bytes(&mut random);
-        let queue = Arc::new(Semaphore::new(queue));
+        let queue = HashQueue::new(queue);
         let dummy = Passwords { dummy_hash: Arc::from(""), hashers: Arc::new(hashers), queue };
         let dummy_hash = dummy.on_hasher(move |memory| hash_with(&random, memory)).await?;
         Ok(Passwords { dummy_hash: Arc::from(dummy_hash), ..dummy })
     }
 
-    /// A place in the hashing queue, or [`ApiError::Busy`] at once when it
-    /// is full.
-    pub fn ticket(&self) -> Result<HashTicket, ApiError> {
-        match self.queue.clone().try_acquire_owned() {
+    /// A place in the hashing queue for `client`, or [`ApiError::Busy`] at
+    /// once when the queue is full or the client holds its share of it.
+    pub fn ticket(&self, client: Option<IpAddr>) -> Result<HashTicket, ApiError> {
+        match self.queue.take(client) {
             Ok(place) => Ok(HashTicket { passwords: self.clone(), _place: place }),
-            Err(_) => {
+            Err(Full::Queue) => {
                 warn_repeated!("password hashing queue full: request shed");
+                Err(ApiError::Busy)
+            }
+            Err(Full::ClientShare) => {
+                warn_repeated!(
+                    "a client holds its share of the password hashing queue ({}): request shed",
+                    self.queue.per_client()
+                );
                 Err(ApiError::Busy)
             }
         }

@@ -130,12 +130,13 @@ pub(super) fn validate_password(password: &str, field: &str) -> Result<(), ApiEr
 #[post("/register", data = "<body>")]
 async fn register(
     body: JsonBody<Credentials>,
+    device: ClientDevice,
     db: &Db,
     auth: &State<Auth>,
 ) -> Result<(Status, Json<UserView>), ApiError> {
     let Credentials { username, password } = body.0;
     validate_registration(&username, &password)?;
-    let ticket = auth.passwords.ticket()?;
+    let ticket = auth.passwords.ticket(device.0.ip)?;
     // Cheap early answer; the unique index still decides races.
     if db.user_by_username(&username).await?.is_some() {
         return Err(ApiError::UsernameTaken);
@@ -181,15 +182,10 @@ async fn login(
     auth: &State<Auth>,
 ) -> Result<TokenResponse, ApiError> {
     let LoginRequest { username, password, transport } = body.0;
-    let attempt = match auth.throttle.attempt(device.0.ip, &username) {
-        Ok(attempt) => attempt,
-        Err(retry_after) => {
-            metrics::login("throttled");
-            auth.throttle.tarpit().await;
-            return Err(ApiError::TooManyRequests(retry_after));
-        }
-    };
-    let ticket = auth.passwords.ticket().inspect_err(|_| metrics::login("shed"))?;
+    let attempt = auth.throttle.admit(device.0.ip, &username).await.inspect_err(|refused| {
+        metrics::login(if *refused == ApiError::Busy { "shed" } else { "throttled" })
+    })?;
+    let ticket = auth.passwords.ticket(device.0.ip).inspect_err(|_| metrics::login("shed"))?;
     // A name that could never have registered is just an unknown user: same
     // answer, same argon2 work.
     let user = if is_valid_username(&username) { db.user_by_username(&username).await? } else { None };

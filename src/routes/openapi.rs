@@ -155,7 +155,8 @@ error_responses! {
     Conflict(409): "`username_taken`";
     PayloadTooLarge(413): "`payload_too_large`: the body is over 16 KiB";
     InvalidInput(422): "`invalid_input`: a field of the wrong JSON type or a value that breaks the rules";
-    TooManyRequests(429): "`too_many_requests`: too many failed logins for this address and username",
+    TooManyRequests(429): "`too_many_requests`: too many failed password checks (logins, password \
+        changes) for this address and username",
         "Retry-After" = "Seconds until the window has passed";
     Unavailable(503): "`service_unavailable`: the database cannot be reached (fail closed), or the \
         password hashing queue is full",

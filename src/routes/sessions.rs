@@ -9,9 +9,10 @@ use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use super::auth::{rfc3339, validate_password};
+use super::device::ClientDevice;
 use super::json::{JsonBody, RequestBody};
 use super::logout::LoggedOut;
-use super::openapi::{AccessErrors, BodyErrors, NotFound, UnsafeAccessErrors};
+use super::openapi::{AccessErrors, BodyErrors, NotFound, TooManyRequests, UnsafeAccessErrors};
 use crate::auth::guard::AccessToken;
 use crate::auth::Auth;
 use crate::db::{Db, Reason, SessionInfo, SessionSweep};
@@ -130,7 +131,7 @@ impl RequestBody for PasswordChange {
 /// calling session stays.
 #[utoipa::path(
     summary = "Change my password",
-    description = "Checks the current password (403 if wrong; nothing changes), stores the new one and revokes every other session of the user; the calling session stays.",
+    description = "Checks the current password (403 if wrong; nothing changes), stores the new one and revokes every other session of the user; the calling session stays. Wrong current passwords count like failed logins of the same client address and username: past `login_max_failures`, 429 with `Retry-After`.",
     context_path = "/auth",
     tag = "sessions",
     request_body = PasswordChange,
@@ -139,26 +140,34 @@ impl RequestBody for PasswordChange {
         (status = 200, description = "Changed; every other session is revoked", body = LoggedOut),
         BodyErrors,
         UnsafeAccessErrors,
+        (status = 429, response = TooManyRequests),
     )
 )]
 #[post("/password", data = "<body>")]
 async fn change_password(
     token: AccessToken,
     body: JsonBody<PasswordChange>,
+    device: ClientDevice,
     db: &Db,
     auth: &State<Auth>,
 ) -> Result<Json<LoggedOut>, ApiError> {
     let claims = token.0;
     let PasswordChange { current_password, new_password } = body.0;
     validate_password(&new_password, "new_password")?;
-    let ticket = auth.passwords.ticket()?;
+    // A stolen access token must not buy unlimited guesses at the password:
+    // its checks count like logins, for the same (address, username) pair.
+    let username = claims.username.as_deref().unwrap_or_default();
+    let attempt = auth.throttle.admit(device.0.ip, username).await?;
+    let ticket = auth.passwords.ticket(device.0.ip)?;
     let user = db
         .user_by_id(claims.user_id)
         .await?
         .ok_or_else(|| ApiError::invalid_token("The token's user no longer exists"))?;
     if !ticket.verify(current_password, Some(&user.password_hash)).await? {
+        attempt.failed();
         return Err(ApiError::WrongPassword);
     }
+    attempt.succeeded();
     let new_hash = ticket.hash(new_password).await?;
     drop(ticket);
     let sweep = SessionSweep {

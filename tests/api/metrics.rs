@@ -32,7 +32,7 @@ pub(crate) async fn scrape(app: &TestApp) -> String {
 
 async fn metrics_count_requests_checks_logins_and_purges(backend: Backend) {
     let app = TestApp::spawn_with(backend, |figment| figment.merge(("login_max_failures", 1))).await;
-    app.auth().throttle.set_tarpit(std::time::Duration::ZERO);
+    app.auth().throttle.tarpit.set_length(std::time::Duration::ZERO);
     crate::helpers::wait_until_trusted(&app).await;
     let before = scrape(&app).await;
 
@@ -90,7 +90,7 @@ async fn metrics_count_shed_logins_and_database_errors(backend: Backend) {
     let app = TestApp::spawn_with(backend, |figment| figment.merge(("hash_queue", 1))).await;
     app.register("alice", PASSWORD).await;
     let before = scrape(&app).await;
-    let held = app.auth().passwords.ticket().expect("the one place");
+    let held = app.auth().passwords.ticket(None).expect("the one place");
     app.login("alice", PASSWORD).await.assert_error(503, "service_unavailable");
     drop(held);
     app.store().close().await;

@@ -21,7 +21,7 @@ async fn with_budget(backend: Backend, failures: u32) -> TestApp {
         figment.merge(("login_max_failures", failures)).merge(("login_failure_window", 300))
     })
     .await;
-    app.auth().throttle.set_tarpit(Duration::ZERO);
+    app.auth().throttle.tarpit.set_length(Duration::ZERO);
     assert_eq!(app.register("alice", PASSWORD).await.status, Status::Created);
     app
 }
@@ -112,7 +112,7 @@ async fn the_address_is_the_peer_unless_ip_header_is_configured(backend: Backend
         figment.merge(("login_max_failures", 1)).merge(("ip_header", "X-Real-IP"))
     })
     .await;
-    behind_proxy.auth().throttle.set_tarpit(Duration::ZERO);
+    behind_proxy.auth().throttle.tarpit.set_length(Duration::ZERO);
     behind_proxy.register("alice", PASSWORD).await;
     login(&behind_proxy, "203.0.113.1").await.assert_error(401, "invalid_credentials");
     login(&behind_proxy, "203.0.113.2").await.assert_error(401, "invalid_credentials");
@@ -124,11 +124,11 @@ async fn a_full_hashing_queue_sheds_logins_and_registrations_at_once(backend: Ba
         figment.merge(("hash_queue", 1)).merge(("login_max_failures", 1))
     })
     .await;
-    app.auth().throttle.set_tarpit(Duration::ZERO);
+    app.auth().throttle.tarpit.set_length(Duration::ZERO);
     assert_eq!(app.register("alice", PASSWORD).await.status, Status::Created);
     app.login_from(ELSEWHERE, None, "alice", "wrong password").await.assert_error(401, "invalid_credentials");
 
-    let held = app.auth().passwords.ticket().expect("the one place in the queue");
+    let held = app.auth().passwords.ticket(None).expect("the one place in the queue");
     let login = app.login_from(HOME, None, "alice", PASSWORD).await;
     let register = app.register("bob", PASSWORD).await;
     // A throttled pair is refused before it would queue for a hash.
@@ -159,13 +159,101 @@ async fn a_refused_login_waits_in_the_tarpit(backend: Backend) {
 
     assert_throttled(&refused, 300);
     assert!(
-        started.elapsed() >= jwt_blocklist::auth::throttle::TARPIT,
+        started.elapsed() >= jwt_blocklist::auth::tarpit::TARPIT,
         "answered after {:?}",
         started.elapsed()
     );
 }
 
+/// One user logging in with the right password from one address, eight at
+/// a time (a benchmark's set-up, a CI system's parallel jobs): attempts
+/// still being checked fill the budget of five, but they have not failed,
+/// so the others wait for them rather than get 429.
+async fn a_user_logging_in_eight_at_a_time_is_never_throttled(backend: Backend) {
+    let app = with_budget(backend, 5).await;
+    let held = app.auth().passwords.hold_hashing().await;
+
+    let (answers, ()) = tokio::join!(
+        futures::future::join_all((0..8).map(|_| app.login_from(HOME, None, "alice", PASSWORD))),
+        async {
+            crate::helpers::wait_until("five logins wait to hash", Duration::from_secs(10), || async {
+                app.auth().passwords.queued_hashes() == 5
+            })
+            .await;
+            drop(held);
+        }
+    );
+
+    for answer in &answers {
+        assert_eq!(answer.status, Status::Ok, "{:?}", answer.body);
+    }
+}
+
+/// `POST /auth/password` checks the current password: its failures count
+/// like failed logins of the same (address, username) pair, so a stolen
+/// access token does not buy unlimited guesses.
+async fn wrong_current_passwords_are_throttled_like_logins(backend: Backend) {
+    let app = with_budget(backend, 2).await;
+    let tokens = crate::helpers::Tokens::from_body(&app.login_from(HOME, None, "alice", PASSWORD).await.body);
+    let change = |current: &'static str| {
+        let request = app
+            .client
+            .post("/auth/password")
+            .remote(HOME.parse().unwrap())
+            .header(ContentType::JSON)
+            .header(Header::new("Authorization", format!("Bearer {}", tokens.access)))
+            .body(json!({ "current_password": current, "new_password": "a new password" }).to_string());
+        app.send(request)
+    };
+
+    for _ in 0..2 {
+        change("a guess").await.assert_error(403, "invalid_credentials");
+    }
+    assert_throttled(&change(PASSWORD).await, 300);
+    assert_throttled(&app.login_from(HOME, None, "alice", PASSWORD).await, 300);
+    assert_eq!(app.login_from(ELSEWHERE, None, "alice", PASSWORD).await.status, Status::Ok);
+}
+
+/// One address rotating through usernames (each pair has its own budget)
+/// holds at most its share of the hashing queue: the others are shed, and
+/// another address still gets a place.
+async fn one_address_cannot_hold_the_whole_hashing_queue(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |figment| figment.merge(("hash_queue", 8))).await;
+    assert_eq!(app.register("alice", PASSWORD).await.status, Status::Created);
+    let held = app.auth().passwords.hold_hashing().await;
+    let flood = "203.0.113.7:5000";
+    let names: Vec<String> = (0..8).map(|n| format!("guess{n}")).collect();
+
+    let (shed, elsewhere) = tokio::join!(
+        futures::future::join_all(names.iter().map(|name| app.login_from(flood, None, name, "a guess"))),
+        async {
+            crate::helpers::wait_until("the flood holds its share", Duration::from_secs(10), || async {
+                app.auth().passwords.queued_hashes() == 2
+            })
+            .await;
+            let elsewhere = app.login_from(ELSEWHERE, None, "alice", PASSWORD);
+            let (elsewhere, ()) = tokio::join!(elsewhere, async {
+                crate::helpers::wait_until(
+                    "the other address is queued",
+                    Duration::from_secs(10),
+                    || async { app.auth().passwords.queued_hashes() == 3 },
+                )
+                .await;
+                drop(held);
+            });
+            elsewhere
+        }
+    );
+
+    let refused = shed.iter().filter(|answer| answer.status == Status::ServiceUnavailable).count();
+    assert_eq!(refused, 6, "the flood got its share of two places; the other six were shed");
+    assert_eq!(elsewhere.status, Status::Ok, "{:?}", elsewhere.body);
+}
+
 backend_tests!(
+    a_user_logging_in_eight_at_a_time_is_never_throttled,
+    wrong_current_passwords_are_throttled_like_logins,
+    one_address_cannot_hold_the_whole_hashing_queue,
     a_refused_login_waits_in_the_tarpit,
     failed_logins_past_the_budget_are_429_with_retry_after,
     unknown_usernames_count_like_known_ones,

@@ -226,7 +226,8 @@ async fn a_password_change_beats_logins_still_waiting_to_hash(backend: Backend) 
     let app = TestApp::spawn(backend).await;
     let caller = app.signup("alice").await;
     let new_password = "a brand new password";
-    let new_hash = app.auth().passwords.ticket().expect("a place").hash(new_password).await.expect("hash");
+    let new_hash =
+        app.auth().passwords.ticket(None).expect("a place").hash(new_password).await.expect("hash");
     let user_id: Uuid = claim(&caller.access, "sub").parse().unwrap();
     let sid: Uuid = claim(&caller.access, "sid").parse().unwrap();
     let held = app.auth().passwords.hold_hashing().await;
