@@ -9,7 +9,8 @@
 //! - `revocation_checks_total{outcome}`: `memory` and `database` (where a
 //!   valid token's check was answered), `revoked`;
 //! - `revocation_memory_entries`, `revocation_follower_trusted` (1 or 0),
-//!   `revocation_follower_staleness_seconds`, read at each scrape;
+//!   `revocation_follower_staleness_seconds`, `revocation_follower_polls_total`,
+//!   read at each scrape;
 //! - `revocation_rows_skipped_total`: rows no token can match (on SQLite,
 //!   a `jti` that is not a UUID), left out of memory;
 //! - `purge_runs_total{result}` and `purge_rows_removed_total{table}`;
@@ -75,6 +76,10 @@ fn describe() {
     describe_counter!(
         "jwt_blocklist_revocation_rows_skipped_total",
         "revoked_tokens rows left out of memory because no token can match them"
+    );
+    describe_counter!(
+        "jwt_blocklist_revocation_follower_polls_total",
+        "Polls of the revocation follower (each confirms memory current)"
     );
     describe_counter!("jwt_blocklist_purge_runs_total", "Purge runs, by result");
     describe_counter!("jwt_blocklist_purge_rows_removed_total", "Rows removed by purges, by table");
@@ -167,6 +172,7 @@ pub fn scrape(db: &Db) -> (ContentType, String) {
     gauge!("jwt_blocklist_revocation_memory_entries").set(cache.entries as f64);
     gauge!("jwt_blocklist_revocation_follower_trusted").set(if cache.trusted { 1.0 } else { 0.0 });
     gauge!("jwt_blocklist_revocation_follower_staleness_seconds").set(cache.staleness_ms as f64 / 1000.0);
+    counter!("jwt_blocklist_revocation_follower_polls_total").absolute(cache.polls);
     handle.run_upkeep();
     (
         ContentType::new("text", "plain").with_params([("version", "0.0.4"), ("charset", "utf-8")]),

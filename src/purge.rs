@@ -25,7 +25,7 @@ pub const BATCH_SIZE: i64 = 1_000;
 pub async fn purge_expired(store: &Store) -> Result<Option<PurgeCounts>, DbError> {
     let started = Instant::now();
     log::info!("purge started");
-    let result = store.purge_expired(BATCH_SIZE).await;
+    let result = store.purge_expired(chrono::Utc::now(), BATCH_SIZE).await;
     match &result {
         Ok(Some(counts)) => {
             log::info!("purged {counts} in {:?}", started.elapsed());

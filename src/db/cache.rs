@@ -47,6 +47,8 @@ pub struct RevocationCache {
     confirmed: AtomicU64,
     epoch: Instant,
     loads: AtomicU64,
+    /// Confirmations so far: one per poll of the follower.
+    polls: AtomicU64,
     capacity: AtomicU64,
     /// Test hook: while set, the follower neither polls nor confirms.
     paused: AtomicBool,
@@ -62,6 +64,7 @@ impl Default for RevocationCache {
             confirmed: AtomicU64::new(0),
             epoch: Instant::now().checked_sub(Duration::from_secs(3600)).unwrap_or_else(Instant::now),
             loads: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
             capacity: AtomicU64::new(DEFAULT_CAPACITY as u64),
             paused: AtomicBool::new(false),
             inner: RwLock::default(),
@@ -98,6 +101,8 @@ pub struct CacheStatus {
     pub entries: usize,
     /// Completed loads from the database (1 after start-up, +1 per reload).
     pub loads: u64,
+    /// The follower's polls so far (each one confirms memory current).
+    pub polls: u64,
     /// More live revocations than `capacity`: answered from the database.
     pub overflowed: bool,
 }
@@ -230,6 +235,7 @@ impl RevocationCache {
     pub fn confirm(&self, at: Instant) {
         let millis = at.saturating_duration_since(self.epoch).as_millis() as u64;
         self.confirmed.fetch_max(millis, Ordering::AcqRel);
+        self.polls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A load has completed and been confirmed: memory may answer.
@@ -265,6 +271,7 @@ impl RevocationCache {
             staleness_ms: self.staleness().as_millis() as u64,
             entries: self.inner.read().map_or(0, |inner| inner.until.len()),
             loads: self.loads.load(Ordering::Acquire),
+            polls: self.polls.load(Ordering::Relaxed),
             overflowed: self.is_overflowed(),
         }
     }

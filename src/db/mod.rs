@@ -296,14 +296,24 @@ impl Store {
     /// events past their retention, `batch_size` rows per statement so no
     /// statement holds locks for long. `None` means another instance is
     /// purging right now (Postgres only).
-    pub async fn purge_expired(&self, batch_size: i64) -> Result<Option<PurgeCounts>, DbError> {
-        let cutoff = Utc::now() - self.leeway();
+    ///
+    /// Whose clock says "in the past": on Postgres the database's, the one
+    /// its triggers use, so an instance whose clock runs ahead can never
+    /// delete (and so un-revoke, on every instance) the row of a token that
+    /// the others still accept. On SQLite, which runs on this host,
+    /// `host_now` (this host's clock).
+    pub async fn purge_expired(
+        &self,
+        host_now: DateTime<Utc>,
+        batch_size: i64,
+    ) -> Result<Option<PurgeCounts>, DbError> {
+        let leeway = self.leeway();
         // Not bounded by the store's timeout: a run over a million rows takes
         // seconds. Each batch is one short statement, and a connection that
         // dies mid-run ends it with an error (releasing the advisory lock).
         match &self.backend {
-            Backend::Postgres(pool) => postgres::purge_expired(pool, cutoff, batch_size).await,
-            Backend::Sqlite(pool) => sqlite::purge_expired(pool, cutoff, batch_size).await,
+            Backend::Postgres(pool) => postgres::purge_expired(pool, leeway, batch_size).await,
+            Backend::Sqlite(pool) => sqlite::purge_expired(pool, host_now - leeway, batch_size).await,
         }
     }
 

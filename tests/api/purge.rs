@@ -110,3 +110,24 @@ async fn several_instances_purging_at_once_remove_each_row_once(backend: Backend
     assert_eq!(removed, 25);
     assert_eq!(a.db.count("SELECT count(*) FROM revoked_tokens").await, 1, "the live row stays");
 }
+
+/// On Postgres the database's clock says what has expired, as for its
+/// triggers: an instance whose clock runs an hour ahead purges nothing
+/// that the others still accept, so it un-revokes nothing anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_whose_clock_runs_ahead_purges_nothing_still_live() {
+    let ahead = TestApp::spawn(Backend::Postgres).await;
+    let other = ahead.another_instance().await;
+    let tokens = other.signup("alice").await;
+    let jti = crate::helpers::claim(&tokens.access, "jti");
+    let in_ten_minutes = (chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
+    ahead.db.revoke_by_hand(&jti, &in_ten_minutes).await;
+    crate::helpers::rejected_within(&other, &tokens.access, crate::helpers::PROPAGATION_BOUND).await;
+
+    let clock_ahead = chrono::Utc::now() + chrono::Duration::hours(1);
+    let counts = ahead.store().purge_expired(clock_ahead, 1_000).await.expect("purge").expect("not locked");
+
+    assert_eq!(counts.revoked_tokens, 0, "nothing has expired by the database's clock");
+    assert_eq!(ahead.db.count("SELECT count(*) FROM revoked_tokens").await, 1);
+    other.protected(&tokens.access).await.assert_token_error("token_revoked");
+}

@@ -61,6 +61,33 @@ async fn forged_notifications_neither_unrevoke_nor_plant_anything() {
     TestDb::admin_execute(&format!("DROP ROLE {role}")).await;
 }
 
+/// Any role may NOTIFY on the followers' channel: a flood of forged
+/// notifications makes an instance poll at most once per 10 ms, not once
+/// per notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_notifications_does_not_make_the_follower_poll_back_to_back() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    wait_until_trusted(&app).await;
+    let role = format!("flooder_{}", Uuid::new_v4().simple());
+    TestDb::admin_execute(&format!("CREATE ROLE {role} LOGIN")).await;
+    let mut flooder = sqlx::PgConnection::connect(&app.db.url_as(&role)).await.expect("connect");
+    let polls = app.store().revocation_cache().polls;
+    let started = std::time::Instant::now();
+
+    for n in 0..2_000 {
+        // Distinct payloads: Postgres folds identical ones within a transaction only.
+        flooder.execute(format!("NOTIFY revoked_tokens, '{n}'").as_str()).await.expect("anyone may NOTIFY");
+    }
+
+    let elapsed = started.elapsed();
+    let polled = app.store().revocation_cache().polls - polls;
+    let bound = elapsed.as_millis() as u64 / 10 + 2;
+    assert!(polled <= bound, "{polled} polls for 2,000 notifications in {elapsed:?} (at most {bound})");
+    assert!(app.store().revocation_cache().trusted);
+    flooder.close().await.expect("close");
+    TestDb::admin_execute(&format!("DROP ROLE {role}")).await;
+}
+
 async fn a_stalled_follower_hands_the_check_to_the_database_within_the_bound(backend: Backend) {
     let a = TestApp::spawn(backend).await;
     let b = a.another_instance().await;

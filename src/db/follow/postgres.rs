@@ -57,10 +57,19 @@ static POLL: LazyLock<String> = LazyLock::new(|| {
 
 type PollRow = (String, bool, Option<Uuid>, Option<i64>, Option<String>);
 
+/// The shortest time between two polls. Any role that can connect may send
+/// NOTIFY on the channel: a flood of them must not make every instance poll
+/// back to back. Notifications that come closer together are served by one
+/// poll (at most 100 a second), which costs a wake-up at most this much
+/// latency.
+pub(super) const MIN_POLL_GAP: Duration = Duration::from_millis(10);
+
 pub(super) struct Source {
     pool: PgPool,
     wake: Arc<Notify>,
     snapshot: String,
+    /// When the last poll began.
+    polled_at: rocket::tokio::time::Instant,
     _listener: AbortOnDrop,
 }
 
@@ -81,7 +90,8 @@ impl Source {
                 }
             }
         });
-        Ok(Source { pool, wake, snapshot: String::new(), _listener: AbortOnDrop(task) })
+        let polled_at = rocket::tokio::time::Instant::now();
+        Ok(Source { pool, wake, snapshot: String::new(), polled_at, _listener: AbortOnDrop(task) })
     }
 
     pub(super) async fn load(
@@ -105,6 +115,7 @@ impl Source {
     }
 
     pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
+        self.polled_at = rocket::tokio::time::Instant::now();
         let rows: Vec<PollRow> =
             sqlx::query_as(POLL.as_str()).bind(&self.snapshot).fetch_all(&self.pool).await?;
         let mut changes = Vec::with_capacity(rows.len());
@@ -121,8 +132,11 @@ impl Source {
         Ok(changes)
     }
 
+    /// Until a notification or the heartbeat, and at least [`MIN_POLL_GAP`]
+    /// after the last poll began.
     pub(super) async fn wait(&self, heartbeat: Duration) {
         let _ = rocket::tokio::time::timeout(heartbeat, self.wake.notified()).await;
+        rocket::tokio::time::sleep_until(self.polled_at + MIN_POLL_GAP).await;
     }
 }
 

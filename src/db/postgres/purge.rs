@@ -1,8 +1,9 @@
 //! The Postgres purge: batches of `FOR UPDATE SKIP LOCKED` deletes, paced,
 //! under a session-level advisory lock so that one instance purges at a time;
-//! then the follower events past their retention.
+//! then the follower events past their retention. "Expired" and "past its
+//! retention" are by the database's clock (`now()`), the one its triggers
+//! use, never by the purging host's.
 
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 
@@ -14,7 +15,7 @@ const PURGE_LOCK_KEY: i64 = 0x6a77_7462_6c70_7267;
 
 pub(in crate::db) async fn purge_expired(
     pool: &PgPool,
-    cutoff: DateTime<Utc>,
+    leeway: chrono::Duration,
     batch_size: i64,
 ) -> Result<Option<PurgeCounts>, DbError> {
     let mut conn = pool.acquire().await?;
@@ -26,7 +27,7 @@ pub(in crate::db) async fn purge_expired(
         return Ok(None);
     }
 
-    let result = purge_batches(&mut conn, cutoff, batch_size).await;
+    let result = purge_batches(&mut conn, leeway.num_seconds(), batch_size).await;
 
     let unlocked =
         sqlx::query("SELECT pg_advisory_unlock($1)").bind(PURGE_LOCK_KEY).execute(&mut *conn).await;
@@ -39,7 +40,7 @@ pub(in crate::db) async fn purge_expired(
 
 async fn purge_batches(
     conn: &mut PgConnection,
-    cutoff: DateTime<Utc>,
+    leeway_seconds: i64,
     batch_size: i64,
 ) -> Result<PurgeCounts, DbError> {
     let mut counts = PurgeCounts::default();
@@ -48,13 +49,13 @@ async fn purge_batches(
     {
         let statement = format!(
             "DELETE FROM {table} WHERE {key} IN (
-                 SELECT {key} FROM {table} WHERE expires_at < $1
+                 SELECT {key} FROM {table} WHERE expires_at < now() - $1 * interval '1 second'
                  LIMIT $2 FOR UPDATE SKIP LOCKED)"
         );
         loop {
             let batch_started = std::time::Instant::now();
             let removed = sqlx::query(&statement)
-                .bind(cutoff)
+                .bind(leeway_seconds)
                 .bind(batch_size)
                 .execute(&mut *conn)
                 .await?
@@ -75,14 +76,15 @@ async fn purge_batches(
 /// transaction id, so a follower whose cursor is older reloads (see
 /// `follow/postgres.rs`) instead of missing them.
 async fn prune_events(conn: &mut PgConnection, batch_size: i64) -> Result<u64, DbError> {
-    let retention = chrono::Duration::from_std(crate::db::EVENT_RETENTION).unwrap_or_default();
+    let retention = crate::db::EVENT_RETENTION.as_secs() as i64;
     let mut removed = 0;
     loop {
         let pruned: i64 = sqlx::query_scalar(
             "WITH gone AS (
                  DELETE FROM revocation_events WHERE seq IN (
                      SELECT seq FROM revocation_events
-                     WHERE happened_at < $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                     WHERE happened_at < now() - $1 * interval '1 second'
+                       AND xid < pg_snapshot_xmin(pg_current_snapshot())
                      ORDER BY seq LIMIT $2)
                  RETURNING xid),
              newest AS (SELECT xid FROM gone ORDER BY xid DESC LIMIT 1),
@@ -91,7 +93,7 @@ async fn prune_events(conn: &mut PgConnection, batch_size: i64) -> Result<u64, D
                  WHERE EXISTS (SELECT 1 FROM newest))
              SELECT count(*) FROM gone",
         )
-        .bind(Utc::now() - retention)
+        .bind(retention)
         .bind(batch_size)
         .fetch_one(&mut *conn)
         .await?;
