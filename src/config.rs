@@ -132,6 +132,12 @@ pub enum ConfigError {
          (set ROCKET_JWT_SECRET to a longer value, or unset it to have one generated)"
     )]
     ShortSecret(usize),
+    #[error(
+        "the jwt_secret in {} is {len} bytes long; it must be at least {MIN_SECRET_BYTES} bytes \
+         (write a longer one there, or delete the file to have one generated)",
+        path.display()
+    )]
+    ShortSecretFile { path: PathBuf, len: usize },
     #[error("cannot {action} {}: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: io::Error },
 }
@@ -181,14 +187,20 @@ impl AppConfig {
     /// folder, generated (mode 0600) on first start. Either way it must be at
     /// least [`MIN_SECRET_BYTES`] long.
     pub fn resolve_secret(&self) -> Result<Secret, ConfigError> {
-        let secret = match &self.jwt_secret {
-            Some(secret) => secret.clone(),
-            None => load_or_generate_secret(&self.data_dir)?,
-        };
-        if secret.0.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::ShortSecret(secret.0.len()));
+        match &self.jwt_secret {
+            Some(secret) if secret.0.len() < MIN_SECRET_BYTES => {
+                Err(ConfigError::ShortSecret(secret.0.len()))
+            }
+            Some(secret) => Ok(secret.clone()),
+            None => {
+                let path = self.data_dir.join(SECRET_FILE);
+                let secret = load_or_generate_secret(&self.data_dir)?;
+                match secret.0.len() {
+                    len if len < MIN_SECRET_BYTES => Err(ConfigError::ShortSecretFile { path, len }),
+                    _ => Ok(secret),
+                }
+            }
         }
-        Ok(secret)
     }
 }
 

@@ -78,13 +78,36 @@ pub(super) async fn connect(
         .foreign_keys(true)
         .busy_timeout(timeout)
         .disable_statement_logging();
-    if let Some(folder) = options.clone().get_filename().parent() {
+    let file = options.get_filename();
+    if let Some(folder) = file.parent() {
         if !folder.as_os_str().is_empty() {
             std::fs::create_dir_all(folder)
                 .map_err(|e| DbError::Config(format!("cannot create {}: {e}", folder.display())))?;
         }
     }
+    let in_memory = config.url.contains(":memory:") || config.url.contains("mode=memory");
+    if !in_memory {
+        create_private(file)?;
+    }
     Ok(super::pool_options(config, timeout).connect_with(options).await?)
+}
+
+/// Creates the database file, if it is not there yet, readable and writable
+/// by this user alone (0600, like the secret): it holds password hashes. The
+/// WAL and shared-memory files SQLite makes beside it take its mode.
+fn create_private(file: &std::path::Path) -> Result<(), DbError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DbError::Config(format!("cannot create {}: {e}", file.display()))),
+    }
 }
 
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {

@@ -93,5 +93,19 @@ fn decode<T: RequestBody>(bytes: &[u8]) -> Result<T, ApiError> {
     if let Some(missing) = T::FIELDS.iter().find(|name| !fields.contains_key(**name)) {
         return Err(ApiError::InvalidRequest(format!("Missing field `{missing}`")));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::InvalidInput(format!("Invalid field: {e}")))
+    serde_path_to_error::deserialize(value).map_err(|error| ApiError::InvalidInput(invalid_field(&error)))
+}
+
+/// What is wrong with a field, naming the field and what it should be, never
+/// what was sent: serde's message quotes the value ("invalid type: integer
+/// `12345678`, expected a string"), and a password sent as a number must not
+/// reach the answer or the log. The part after "expected" comes from the
+/// body's own type (a type name, or its variants' names).
+fn invalid_field(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let field = error.path().to_string();
+    let message = error.inner().to_string();
+    match message.rsplit_once("expected ") {
+        Some((_, expected)) => format!("Invalid field `{field}`: expected {expected}"),
+        None => format!("Invalid field `{field}`"),
+    }
 }

@@ -52,6 +52,44 @@ async fn a_short_secret_is_refused_at_start(backend: Backend) {
     assert!(Client::tracked(jwt_blocklist::rocket(exactly_32)).await.is_ok());
 }
 
+/// An empty or short secret file is refused, and the message says which
+/// file (the configured-secret message names ROCKET_JWT_SECRET instead).
+async fn an_empty_or_short_secret_file_is_refused_naming_it(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let path = db.folder().join("jwt_secret");
+    for content in ["", "\n", "only-31-bytes-long-secret-value\n"] {
+        std::fs::write(&path, content).unwrap();
+        let config = jwt_blocklist::config::AppConfig::from_figment(&figment_without_secret(&db)).unwrap();
+
+        let refused = config.resolve_secret().expect_err("too short").to_string();
+
+        assert!(refused.contains(&path.display().to_string()), "{content:?}: {refused}");
+        assert!(refused.contains("at least 32 bytes"), "{refused}");
+        assert_eq!(refused_fairings(figment_without_secret(&db)).await, ["Authentication"]);
+    }
+}
+
+/// The SQLite database holds password hashes: it and the WAL and
+/// shared-memory files beside it are created readable by this user alone,
+/// like the secret.
+async fn the_files_that_hold_secrets_are_created_private(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::create(backend).await;
+    let client = Client::tracked(jwt_blocklist::rocket(figment_without_secret(&db))).await.expect("starts");
+    let app = TestApp { client, db: db.clone(), secret: String::new() };
+    app.signup("alice").await;
+
+    let mut files = vec![db.folder().join("jwt_secret")];
+    if backend == Backend::Sqlite {
+        let database = db.folder().join("app.db");
+        files.extend([database.with_extension("db-wal"), database.with_extension("db-shm"), database]);
+    }
+    for path in files {
+        let mode = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600, "{}", path.display());
+    }
+}
+
 async fn an_unsupported_database_url_is_refused_at_start(backend: Backend) {
     let db = TestDb::create(backend).await;
 
@@ -89,6 +127,8 @@ async fn migrations_are_idempotent_across_restarts(backend: Backend) {
 }
 
 backend_tests!(
+    an_empty_or_short_secret_file_is_refused_naming_it,
+    the_files_that_hold_secrets_are_created_private,
     a_secret_is_generated_on_first_start_and_reused,
     a_short_secret_is_refused_at_start,
     an_unsupported_database_url_is_refused_at_start,

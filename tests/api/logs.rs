@@ -14,6 +14,8 @@ use crate::backend_tests;
 use crate::helpers::{random_secret, Backend, TestDb};
 
 const PASSWORD: &str = "a password that must never be logged";
+/// A password sent as a JSON number (the wrong type: 422).
+const NUMBER_PASSWORD: u64 = 73_194_620_558_301;
 
 /// Starts the binary and returns it with its port, read from its own log.
 /// An empty `level` configures none.
@@ -151,6 +153,22 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         )
         .await;
         http(port, "GET", "/protected", &[("Authorization", "Bearer not.a.token")], None).await;
+        // Values of the wrong type: serde's message quotes them, and Rocket
+        // logs a failed data guard's error.
+        for (path, body) in [
+            ("/auth/login", json!({ "username": "alice", "password": NUMBER_PASSWORD })),
+            ("/auth/register", json!({ "username": "carol", "password": NUMBER_PASSWORD })),
+            ("/auth/login", json!({ "username": "alice", "password": ["an array of secrets"] })),
+            ("/auth/login", json!({ "username": "alice", "password": "x", "transport": "secret-transport" })),
+        ] {
+            let (status, _, answer) = http(port, "POST", path, &[], Some(&body)).await;
+            assert_eq!(status, 422, "{answer}");
+            let described = answer["description"].as_str().unwrap_or_default();
+            assert!(described.starts_with("Invalid field `"), "names the field: {described}");
+            for value in [&NUMBER_PASSWORD.to_string(), "an array of secrets", "secret-transport"] {
+                assert!(!described.contains(value), "the answer quotes a value: {described}");
+            }
+        }
         // The pages carry nosniff once (Rocket's Shield sets it; a route
         // that set it too made Shield warn twice per page view).
         for page in ["/", "/docs"] {
@@ -173,6 +191,9 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
             ("the CSRF token", &csrf),
             ("the signing secret", &secret),
             ("a token's signature", access.rsplit('.').next().unwrap()),
+            ("a password sent as a number", &NUMBER_PASSWORD.to_string()),
+            ("a password sent as an array", "an array of secrets"),
+            ("a value of the wrong kind", "secret-transport"),
         ] {
             assert!(!text.contains(value), "{what} is in the {level} log");
         }
