@@ -10,10 +10,9 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use rocket::figment::Figment;
-use uuid::Uuid;
 
-use crate::config::{AppConfig, ConfigError};
-use crate::db::{DbError, Reason, Revocation, SessionSweep, Store};
+use crate::config::{AppConfig, ConfigError, DbConfig};
+use crate::db::{self, DbError, Reason, Revocation, SessionId, SessionSweep, Store, TokenId};
 use crate::purge::{purge_expired, SKIPPED};
 
 /// Why a command failed; its text (causes included) goes to standard error.
@@ -21,8 +20,6 @@ use crate::purge::{purge_expired, SKIPPED};
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("invalid database configuration: {0}")]
-    DatabaseConfig(#[from] rocket::figment::Error),
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] DbError),
     #[error("cannot migrate the database: {0}")]
@@ -64,14 +61,14 @@ pub enum Command {
 pub struct RevokeTarget {
     /// A token's jti
     #[arg(long, value_name = "ID")]
-    pub jti: Option<Uuid>,
+    pub jti: Option<TokenId>,
     /// With --jti: when the token expires (RFC 3339); by default now plus
     /// the longest token lifetime plus leeway
     #[arg(long, value_name = "TIME", requires = "jti")]
     pub until: Option<DateTime<Utc>>,
     /// A session id (every token of that login)
     #[arg(long, value_name = "ID")]
-    pub session: Option<Uuid>,
+    pub session: Option<SessionId>,
     /// A username: every live session of that user
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
@@ -99,14 +96,15 @@ pub async fn run(command: Command, figment: &Figment) -> ExitCode {
     }
 }
 
-/// Connects with the service's configuration and applies the migrations.
+/// Opens the store as the server does ([`db::open`]), with the service's
+/// configuration and a pool of two connections (one command needs no more).
 async fn open(figment: &Figment) -> Result<(AppConfig, Store), CliError> {
     let config = AppConfig::from_figment(figment)?;
-    let db_config: rocket_db_pools::Config =
-        figment.focus("databases.main").join(("max_connections", 2)).extract()?;
-    let store = Store::connect(&db_config).await.map_err(CliError::Connect)?;
-    store.migrate().await.map_err(CliError::Migrate)?;
-    store.configure(config.leeway(), config.revocation_cache_capacity);
+    let database = DbConfig { max_connections: 2, ..config.databases.main.clone() };
+    let store = db::open(&database, &config).await.map_err(|error| match error {
+        DbError::Migrate(_) => CliError::Migrate(error),
+        _ => CliError::Connect(error),
+    })?;
     Ok((config, store))
 }
 
@@ -139,12 +137,11 @@ async fn revoke(figment: &Figment, target: RevokeTarget) -> Result<String, CliEr
 async fn revoke_with(store: &Store, config: &AppConfig, target: RevokeTarget) -> Result<String, CliError> {
     let RevokeTarget { jti, until, session, user } = target;
     if let Some(jti) = jti {
-        let longest = config.access_token_ttl.max(config.refresh_token_ttl) + config.leeway;
+        let longest = config.session_ttl() + config.leeway;
         let expires_at = until.unwrap_or_else(|| Utc::now() + Duration::seconds(longest as i64));
         let token = Revocation { jti, expires_at, user_id: None, reason: Reason::Manual };
-        // No session is known for a bare jti: the token is its own "session"
-        // in the already-listed check.
-        if store.revoke_token(&token, jti).await? {
+        // No session is known for a bare jti.
+        if store.revoke_token(None, &token).await? {
             Ok(format!("revoked token {jti} until {}", expires_at.to_rfc3339()))
         } else {
             Ok(format!("token {jti} was already revoked"))

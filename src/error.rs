@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::logging::warn_repeated;
+use crate::metrics::{self, DatabaseErrorKind};
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "jwt-blocklist";
@@ -213,8 +214,11 @@ impl From<DbError> for ApiError {
             _ if error.is_username_taken() => ApiError::UsernameTaken,
             DbError::Unavailable(_) | DbError::Timeout => {
                 warn_repeated!("database unavailable: {error}");
-                let kind = if matches!(error, DbError::Timeout) { "timeout" } else { "unavailable" };
-                crate::metrics::database_error(kind);
+                let kind = match error {
+                    DbError::Timeout => DatabaseErrorKind::Timeout,
+                    _ => DatabaseErrorKind::Unavailable,
+                };
+                metrics::database_error(kind);
                 ApiError::ServiceUnavailable
             }
             DbError::UniqueViolation(_)
@@ -223,7 +227,7 @@ impl From<DbError> for ApiError {
             | DbError::Config(_)
             | DbError::EventGap => {
                 log::error!("database error: {error:?}");
-                crate::metrics::database_error("other");
+                metrics::database_error(DatabaseErrorKind::Other);
                 ApiError::Internal
             }
         }

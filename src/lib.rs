@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod purge;
 pub mod request_id;
+pub mod request_log;
 pub mod routes;
 
 use std::path::PathBuf;
@@ -50,19 +51,21 @@ fn figment_over(rocket_defaults: rocket::Config) -> Figment {
 /// Adds this service's defaults under `base` (the SQLite file in the data
 /// folder, a short database timeout) and puts `database_url`, if any, over it.
 pub fn with_defaults(base: Figment, database_url: Option<String>) -> Figment {
-    let data_dir: PathBuf = base.extract_inner("data_dir").unwrap_or_else(|_| PathBuf::from("data"));
-    let figment = base
-        .join(("databases.main.url", format!("sqlite://{}", data_dir.join("jwt-blocklist.db").display())))
-        .join(("databases.main.connect_timeout", 3));
+    let config = config::AppConfig::from_figment(&base);
+    let data_dir: PathBuf = config.map(|config| config.data_dir).unwrap_or_else(|_| PathBuf::from("data"));
+    let figment = base.join(("databases.main.url", config::default_database_url(&data_dir)));
     match database_url {
         Some(url) if !url.is_empty() => figment.merge(("databases.main.url", url)),
         _ => figment,
     }
 }
 
-/// The application, ready to launch (or to hand to a local test client).
+/// The application, ready to launch (or to hand to a local test client):
+/// the configuration first (every later stage reads it from state), then
+/// the subsystems, the fairings every request passes, and the routes.
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
+        .attach(config::stage())
         .attach(metrics::Recorder)
         .attach(auth::stage())
         .attach(auth::throttle_sweeper())
@@ -70,10 +73,9 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(purge::stage())
         .attach(cors::Cors)
         .attach(request_id::RequestIds)
-        .attach(logging::RequestLog)
+        .attach(request_log::RequestLog)
         .mount("/auth", routes::auth_routes())
         .mount("/", routes::routes())
-        .mount("/", rocket::routes![cors::preflight, metrics::scrape])
         .register("/", error::catchers())
 }
 

@@ -4,10 +4,9 @@
 //! and errors, `normal` adds one line per request and the lifecycle events,
 //! `debug` everything).
 //!
-//! One line per request ([`RequestLog`]): request id, method, route template,
-//! status, latency and, once a token was accepted, the user id. What is never
-//! logged: tokens, passwords, secrets, CSRF values. Nothing here formats a
-//! header, a body or a query string; route templates stand for paths.
+//! One line per request comes from `request_log.rs`. What is never logged:
+//! tokens, passwords, secrets, CSRF values. Nothing here formats a header, a
+//! body or a query string; route templates stand for paths.
 //!
 //! A warning that any client can cause on every request (the hashing queue
 //! full, say) is written with [`warn_repeated!`], and Rocket's own warnings
@@ -18,28 +17,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rocket::config::LogLevel;
-use rocket::fairing::{Fairing, Info, Kind};
 use rocket::figment::Figment;
-use rocket::{Data, Request, Response};
-use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{DynFilterFn, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
-use uuid::Uuid;
 
-use crate::request_id::RequestId;
-
-/// `log_format`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
+use crate::config::LogFormat;
 
 /// Installs the process's subscriber from the configuration (once; later
 /// calls keep the first). Standard output, as Rocket writes.
@@ -154,55 +140,6 @@ fn rocket_request_noise_passes(metadata: &tracing::Metadata<'_>) -> bool {
 /// Rocket's server, and its indented detail lines (target `<module>::_`).
 fn is_rocket_request_target(target: &str) -> bool {
     target == "rocket::server" || target.ends_with("::_")
-}
-
-/// The authenticated user, for the request's log line (set by the guard).
-#[derive(Debug, Clone, Copy)]
-pub struct LoggedUser(pub Option<Uuid>);
-
-/// Notes who made the request, for its log line.
-pub fn note_user(request: &Request<'_>, user_id: Uuid) {
-    request.local_cache(|| LoggedUser(Some(user_id)));
-}
-
-#[derive(Clone, Copy)]
-struct Started(Option<Instant>);
-
-/// One line per request, and its count and latency in the metrics: the
-/// request is timed and its route template named once for both.
-pub struct RequestLog;
-
-#[rocket::async_trait]
-impl Fairing for RequestLog {
-    fn info(&self) -> Info {
-        Info { name: "Request log and metrics", kind: Kind::Request | Kind::Response }
-    }
-
-    async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
-        request.local_cache(|| Started(Some(Instant::now())));
-    }
-
-    async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
-        let elapsed = match request.local_cache(|| Started(None)) {
-            Started(Some(started)) => started.elapsed(),
-            Started(None) => std::time::Duration::ZERO,
-        };
-        let route = request.route().map_or("unmatched", |route| route.uri.as_str());
-        let status = response.status().code;
-        crate::metrics::record_request(request.method().as_str(), route, status, elapsed);
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        let user = request.local_cache(|| LoggedUser(None)).0;
-        tracing::info!(
-            target: "jwt_blocklist::request",
-            request_id = %RequestId::of(request).0,
-            method = %request.method(),
-            route = %route,
-            status,
-            latency_ms = (latency_ms * 1000.0).round() / 1000.0,
-            user_id = user.map(|id| id.to_string()).as_deref().unwrap_or("-"),
-            "request"
-        );
-    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,14 @@
-//! `GET /metrics`: Prometheus text format, through the `metrics` facade and
-//! `metrics-exporter-prometheus`'s renderer (no listener of its own).
+//! Metrics, through the `metrics` facade and `metrics-exporter-prometheus`'s
+//! renderer (no listener of its own; `routes/operators.rs` serves
+//! `GET /metrics`). This module knows nothing of the rest of the service:
+//! callers hand it what to count.
 //!
-//! Families (all prefixed `jwt_blocklist_`):
-//! - `http_requests_total{method,route,status}` and
-//!   `http_request_duration_seconds{method,route}` (a histogram), by route
-//!   template (`/auth/sessions/<id>`), never by raw path, so clients cannot
-//!   mint label values;
-//! - `revocation_checks_total{outcome}`: `memory` and `database` (where a
-//!   valid token's check was answered), `revoked`;
-//! - `revocation_memory_entries`, `revocation_follower_trusted` (1 or 0),
-//!   `revocation_follower_staleness_seconds`, `revocation_follower_polls_total`,
-//!   read at each scrape;
-//! - `revocation_rows_skipped_total`: rows no token can match (on SQLite,
-//!   a `jti` that is not a UUID), left out of memory;
-//! - `purge_runs_total{result}` and `purge_rows_removed_total{table}`;
-//! - `logins_total{outcome}`: `success`, `failure`, `throttled`, `shed`;
-//! - `database_errors_total{kind}`: `unavailable`, `timeout`, `other`.
+//! Each metric is defined once, in [`FAMILIES`] (name, kind, help text), and
+//! counted through one function here that names its labels; label values
+//! from a closed set are enums ([`CheckOutcome`], [`LoginOutcome`], ...).
+//! Adding a metric: a `Family` constant, its place in `FAMILIES`, and the
+//! function that records it. Route templates label requests (never raw
+//! paths), so clients cannot mint label values.
 //!
 //! The recorder is process-wide and installed once, before the first count.
 //! Counting on the hot path (the revocation check) uses handles resolved once,
@@ -27,10 +20,79 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rocket::fairing::{Fairing, Info, Kind};
-use rocket::get;
-use rocket::http::ContentType;
 
-use crate::db::Db;
+/// What a family is, for its `# TYPE` line.
+#[derive(Clone, Copy)]
+enum Type {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric: its name (every name starts `jwt_blocklist_`), type and help.
+struct Family {
+    name: &'static str,
+    kind: Type,
+    help: &'static str,
+}
+
+macro_rules! families {
+    ($($constant:ident = $name:literal, $kind:ident, $help:literal;)*) => {
+        $(const $constant: Family = Family { name: $name, kind: Type::$kind, help: $help };)*
+        /// Every metric of the service.
+        const FAMILIES: &[Family] = &[$($constant),*];
+    };
+}
+
+families! {
+    HTTP_REQUESTS = "jwt_blocklist_http_requests_total", Counter,
+        "HTTP requests, by method, route template and status";
+    HTTP_DURATION = "jwt_blocklist_http_request_duration_seconds", Histogram,
+        "HTTP request latency, by route template";
+    REVOCATION_CHECKS = "jwt_blocklist_revocation_checks_total", Counter,
+        "Revocation checks, by outcome";
+    MEMORY_ENTRIES = "jwt_blocklist_revocation_memory_entries", Gauge,
+        "Revocations held in memory";
+    FOLLOWER_TRUSTED = "jwt_blocklist_revocation_follower_trusted", Gauge,
+        "1 while memory answers checks, 0 while the database does";
+    FOLLOWER_STALENESS = "jwt_blocklist_revocation_follower_staleness_seconds", Gauge,
+        "Time since memory was last confirmed current";
+    FOLLOWER_POLLS = "jwt_blocklist_revocation_follower_polls_total", Counter,
+        "Polls of the revocation follower (each confirms memory current)";
+    ROWS_SKIPPED = "jwt_blocklist_revocation_rows_skipped_total", Counter,
+        "revoked_tokens rows left out of memory because no token can match them";
+    PURGE_RUNS = "jwt_blocklist_purge_runs_total", Counter, "Purge runs, by result";
+    PURGE_ROWS = "jwt_blocklist_purge_rows_removed_total", Counter, "Rows removed by purges, by table";
+    LOGINS = "jwt_blocklist_logins_total", Counter, "Logins, by outcome";
+    DATABASE_ERRORS = "jwt_blocklist_database_errors_total", Counter,
+        "Database errors seen by requests, by kind";
+}
+
+/// An enum of label values with their text.
+macro_rules! label_values {
+    ($($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? })*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+    )*};
+}
+
+label_values! {
+    /// Where a revocation check was answered (`outcome`).
+    CheckOutcome { Memory => "memory", Database => "database", Revoked => "revoked" }
+    /// How a login ended (`outcome`).
+    LoginOutcome { Success => "success", Failure => "failure", Throttled => "throttled", Shed => "shed" }
+    /// Why a request's database call failed (`kind`).
+    DatabaseErrorKind { Unavailable => "unavailable", Timeout => "timeout", Other => "other" }
+    /// How a purge run ended (`result`).
+    PurgeResult { Ok => "ok", Skipped => "skipped", Error => "error" }
+}
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -42,104 +104,84 @@ const LATENCY_BUCKETS: [f64; 14] =
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), &LATENCY_BUCKETS)
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.name.into()), &LATENCY_BUCKETS)
             .expect("non-empty buckets")
             .build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             log::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
-        describe();
+        for family in FAMILIES {
+            match family.kind {
+                Type::Counter => describe_counter!(family.name, family.help),
+                Type::Gauge => describe_gauge!(family.name, family.help),
+                Type::Histogram => describe_histogram!(family.name, family.help),
+            }
+        }
         handle
     })
-}
-
-fn describe() {
-    describe_counter!(
-        "jwt_blocklist_http_requests_total",
-        "HTTP requests, by method, route template and status"
-    );
-    describe_histogram!(
-        "jwt_blocklist_http_request_duration_seconds",
-        "HTTP request latency, by route template"
-    );
-    describe_counter!("jwt_blocklist_revocation_checks_total", "Revocation checks, by outcome");
-    describe_gauge!("jwt_blocklist_revocation_memory_entries", "Revocations held in memory");
-    describe_gauge!(
-        "jwt_blocklist_revocation_follower_trusted",
-        "1 while memory answers checks, 0 while the database does"
-    );
-    describe_gauge!(
-        "jwt_blocklist_revocation_follower_staleness_seconds",
-        "Time since memory was last confirmed current"
-    );
-    describe_counter!(
-        "jwt_blocklist_revocation_rows_skipped_total",
-        "revoked_tokens rows left out of memory because no token can match them"
-    );
-    describe_counter!(
-        "jwt_blocklist_revocation_follower_polls_total",
-        "Polls of the revocation follower (each confirms memory current)"
-    );
-    describe_counter!("jwt_blocklist_purge_runs_total", "Purge runs, by result");
-    describe_counter!("jwt_blocklist_purge_rows_removed_total", "Rows removed by purges, by table");
-    describe_counter!("jwt_blocklist_logins_total", "Logins, by outcome");
-    describe_counter!("jwt_blocklist_database_errors_total", "Database errors seen by requests, by kind");
-}
-
-/// Where a revocation check was answered; counted on the hot path.
-#[derive(Debug, Clone, Copy)]
-pub enum CheckOutcome {
-    Memory,
-    Database,
-    Revoked,
 }
 
 /// Counts one revocation check.
 pub fn revocation_check(outcome: CheckOutcome) {
     static COUNTERS: OnceLock<[Counter; 3]> = OnceLock::new();
-    let [memory, database, revoked] = COUNTERS.get_or_init(|| {
-        let named =
-            |outcome: &'static str| counter!("jwt_blocklist_revocation_checks_total", "outcome" => outcome);
-        [named("memory"), named("database"), named("revoked")]
+    let counters = COUNTERS.get_or_init(|| {
+        [CheckOutcome::Memory, CheckOutcome::Database, CheckOutcome::Revoked]
+            .map(|outcome| counter!(REVOCATION_CHECKS.name, "outcome" => outcome.as_str()))
     });
-    match outcome {
-        CheckOutcome::Memory => memory.increment(1),
-        CheckOutcome::Database => database.increment(1),
-        CheckOutcome::Revoked => revoked.increment(1),
-    }
+    counters[outcome as usize].increment(1);
 }
 
 /// Counts a `revoked_tokens` row the follower left out of memory because no
 /// token can ever match it.
 pub fn revocation_row_skipped() {
-    counter!("jwt_blocklist_revocation_rows_skipped_total").increment(1);
+    counter!(ROWS_SKIPPED.name).increment(1);
 }
 
-/// Counts a login by outcome: `success`, `failure`, `throttled` or `shed`.
-pub fn login(outcome: &'static str) {
-    counter!("jwt_blocklist_logins_total", "outcome" => outcome).increment(1);
+/// Counts a login by how it ended.
+pub fn login(outcome: LoginOutcome) {
+    counter!(LOGINS.name, "outcome" => outcome.as_str()).increment(1);
 }
 
 /// Counts a database error seen by a request.
-pub fn database_error(kind: &'static str) {
-    counter!("jwt_blocklist_database_errors_total", "kind" => kind).increment(1);
+pub fn database_error(kind: DatabaseErrorKind) {
+    counter!(DATABASE_ERRORS.name, "kind" => kind.as_str()).increment(1);
 }
 
 /// Counts a purge run and what it removed.
-pub fn purge_run(result: &'static str, revoked_tokens: u64, sessions: u64) {
-    counter!("jwt_blocklist_purge_runs_total", "result" => result).increment(1);
-    counter!("jwt_blocklist_purge_rows_removed_total", "table" => "revoked_tokens").increment(revoked_tokens);
-    counter!("jwt_blocklist_purge_rows_removed_total", "table" => "sessions").increment(sessions);
+pub fn purge_run(result: PurgeResult, revoked_tokens: u64, sessions: u64) {
+    counter!(PURGE_RUNS.name, "result" => result.as_str()).increment(1);
+    counter!(PURGE_ROWS.name, "table" => "revoked_tokens").increment(revoked_tokens);
+    counter!(PURGE_ROWS.name, "table" => "sessions").increment(sessions);
 }
 
 /// Counts one answered request and its latency (called by the request log
-/// fairing, `logging.rs`, which times each request once for both).
+/// fairing, which times each request once for both).
 pub fn record_request(method: &'static str, route: &str, status: u16, elapsed: Duration) {
-    counter!("jwt_blocklist_http_requests_total", "method" => method, "route" => route.to_owned(), "status" => status.to_string())
+    counter!(HTTP_REQUESTS.name, "method" => method, "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);
-    histogram!("jwt_blocklist_http_request_duration_seconds", "method" => method, "route" => route.to_owned())
+    histogram!(HTTP_DURATION.name, "method" => method, "route" => route.to_owned())
         .record(elapsed.as_secs_f64());
+}
+
+/// The revocation memory's state, read at each scrape.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryState {
+    pub entries: usize,
+    pub trusted: bool,
+    pub staleness: Duration,
+    pub polls: u64,
+}
+
+/// The Prometheus text: every count so far, and the memory's state now.
+pub fn render(memory: MemoryState) -> String {
+    let handle = install();
+    gauge!(MEMORY_ENTRIES.name).set(memory.entries as f64);
+    gauge!(FOLLOWER_TRUSTED.name).set(if memory.trusted { 1.0 } else { 0.0 });
+    gauge!(FOLLOWER_STALENESS.name).set(memory.staleness.as_secs_f64());
+    counter!(FOLLOWER_POLLS.name).absolute(memory.polls);
+    handle.run_upkeep();
+    handle.render()
 }
 
 /// Installs the recorder at ignite, before anything is counted.
@@ -155,27 +197,4 @@ impl Fairing for Recorder {
         install();
         Ok(rocket)
     }
-}
-
-/// The scrape: request counts and latencies as they are, plus the revocation
-/// memory's state read now.
-#[utoipa::path(
-    summary = "Metrics (Prometheus)",
-    tag = "operators",
-    responses((status = 200, description = "Prometheus text format 0.0.4 (see README: Operators)",
-        content_type = "text/plain", body = String))
-)]
-#[get("/metrics")]
-pub fn scrape(db: &Db) -> (ContentType, String) {
-    let handle = install();
-    let cache = db.revocation_cache();
-    gauge!("jwt_blocklist_revocation_memory_entries").set(cache.entries as f64);
-    gauge!("jwt_blocklist_revocation_follower_trusted").set(if cache.trusted { 1.0 } else { 0.0 });
-    gauge!("jwt_blocklist_revocation_follower_staleness_seconds").set(cache.staleness_ms as f64 / 1000.0);
-    counter!("jwt_blocklist_revocation_follower_polls_total").absolute(cache.polls);
-    handle.run_upkeep();
-    (
-        ContentType::new("text", "plain").with_params([("version", "0.0.4"), ("charset", "utf-8")]),
-        handle.render(),
-    )
 }

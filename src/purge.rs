@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use rocket::fairing::AdHoc;
 use rocket::tokio::time::{interval, MissedTickBehavior};
-use rocket_db_pools::Database;
 
 use crate::config::AppConfig;
-use crate::db::{Db, DbError, PurgeCounts, Store};
+use crate::db::{DbError, PurgeCounts, Store};
+use crate::metrics::{self, PurgeResult};
 
 /// What a purge run reports when another instance holds the purge lock.
 pub const SKIPPED: &str = "purge skipped: another instance is purging";
@@ -29,15 +29,15 @@ pub async fn purge_expired(store: &Store) -> Result<Option<PurgeCounts>, DbError
     match &result {
         Ok(Some(counts)) => {
             log::info!("purged {counts} in {:?}", started.elapsed());
-            crate::metrics::purge_run("ok", counts.revoked_tokens, counts.sessions);
+            metrics::purge_run(PurgeResult::Ok, counts.revoked_tokens, counts.sessions);
         }
         Ok(None) => {
             log::info!("{SKIPPED}");
-            crate::metrics::purge_run("skipped", 0, 0);
+            metrics::purge_run(PurgeResult::Skipped, 0, 0);
         }
         Err(error) => {
             log::warn!("purge failed after {:?}: {error}", started.elapsed());
-            crate::metrics::purge_run("error", 0, 0);
+            metrics::purge_run(PurgeResult::Error, 0, 0);
         }
     }
     result
@@ -48,14 +48,14 @@ pub async fn purge_expired(store: &Store) -> Result<Option<PurgeCounts>, DbError
 pub fn stage() -> AdHoc {
     AdHoc::on_liftoff("Purge of expired revocations", |rocket| {
         Box::pin(async move {
-            let (Some(config), Some(db)) = (rocket.state::<AppConfig>(), Db::fetch(rocket)) else {
+            let (Some(config), Some(store)) = (rocket.state::<AppConfig>(), rocket.state::<Store>()) else {
                 return;
             };
             if config.purge_interval == 0 {
                 log::info!("purge timer off (purge_interval = 0)");
                 return;
             }
-            let store: Store = (**db).clone();
+            let store = store.clone();
             let period = Duration::from_secs(config.purge_interval);
             let mut shutdown = rocket.shutdown();
             rocket::tokio::spawn(async move {

@@ -12,11 +12,10 @@
 use rocket::http::Method;
 use rocket::outcome::{try_outcome, Outcome};
 use rocket::request::{FromRequest, Request};
-use rocket_db_pools::Database;
 
 use super::jwt::{Claims, TokenType};
 use super::{cookies, csrf, Auth};
-use crate::db::{Db, Store};
+use crate::db::Store;
 use crate::error::{fail, ApiError, GuardOutcome};
 
 /// How a token came with the request.
@@ -80,12 +79,12 @@ impl<'r> FromRequest<'r> for AccessToken {
                 return fail(request, error);
             }
         }
-        let Some(db) = Db::fetch(request.rocket()) else {
+        let Some(store) = request.rocket().state::<Store>() else {
             return fail(request, ApiError::Internal);
         };
-        match ensure_not_revoked(db, &claims).await {
+        match ensure_not_revoked(store, &claims).await {
             Ok(()) => {
-                crate::logging::note_user(request, claims.user_id);
+                crate::request_log::note_user(request, claims.user_id.0);
                 Outcome::Success(AccessToken(claims, via))
             }
             Err(error) => fail(request, error),
@@ -128,7 +127,7 @@ impl<'r> FromRequest<'r> for CsrfHeader<'r> {
 /// The revocation step: neither the token nor its session may be listed.
 /// Any database failure is an error, never a pass.
 pub async fn ensure_not_revoked(store: &Store, claims: &Claims) -> Result<(), ApiError> {
-    if store.is_revoked(claims.jti, claims.sid).await? {
+    if store.is_revoked(claims.sid, claims.jti).await? {
         Err(ApiError::TokenRevoked)
     } else {
         Ok(())

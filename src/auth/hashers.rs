@@ -25,13 +25,16 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 /// The hashing threads; they end when this is dropped (with the app).
 pub struct Hashers {
     jobs: Sender<Job>,
+    /// How many there are (the test hook holds them all).
+    #[cfg(feature = "test-hooks")]
     threads: usize,
     /// Jobs sent and not yet started.
     queued: Arc<AtomicUsize>,
 }
 
 /// Every hashing thread held busy until this is dropped (a test hook: see
-/// [`Hashers::hold`]).
+/// `Hashers::hold`).
+#[cfg(feature = "test-hooks")]
 pub struct Held {
     _release: Sender<()>,
 }
@@ -46,7 +49,12 @@ impl Hashers {
             let queue = queue.clone();
             std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || work(&queue, blocks))?;
         }
-        Ok(Hashers { jobs, threads, queued: Arc::default() })
+        Ok(Hashers {
+            jobs,
+            #[cfg(feature = "test-hooks")]
+            threads,
+            queued: Arc::default(),
+        })
     }
 
     /// Runs `job` on a hashing thread with its workspace; `None` if the job
@@ -77,7 +85,7 @@ impl Hashers {
     /// Test hook: occupies every hashing thread until the returned [`Held`]
     /// is dropped, so that hashes queue behind it (a login "still hashing").
     /// Returns once every thread is held.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub async fn hold(&self) -> Held {
         let (release, released) = mpsc::channel::<()>();
         let released = Arc::new(Mutex::new(released));

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::{AppConfig, Secret};
+use crate::db::{SessionId, TokenId, UserId};
 use crate::error::ApiError;
 
 /// The one algorithm the service signs with and accepts.
@@ -47,9 +48,9 @@ struct WireClaims {
 /// The claims of a token whose signature and claims all checked out.
 #[derive(Debug, Clone)]
 pub struct Claims {
-    pub user_id: Uuid,
-    pub jti: Uuid,
-    pub sid: Uuid,
+    pub user_id: UserId,
+    pub sid: SessionId,
+    pub jti: TokenId,
     pub token_type: TokenType,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -61,9 +62,9 @@ pub struct Claims {
 
 /// A freshly signed token.
 #[derive(Debug, Clone)]
-pub struct Issued {
+pub struct SignedToken {
     pub token: String,
-    pub jti: Uuid,
+    pub jti: TokenId,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -71,11 +72,11 @@ pub struct Issued {
 #[derive(Debug, Clone, Copy)]
 pub struct NewToken<'a> {
     pub token_type: TokenType,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Carried by access tokens.
     pub username: Option<&'a str>,
-    pub sid: Uuid,
-    pub jti: Uuid,
+    pub sid: SessionId,
+    pub jti: TokenId,
     pub now: DateTime<Utc>,
     pub ttl_seconds: u64,
     /// For cookie sessions: the binding of the session's CSRF token.
@@ -128,7 +129,7 @@ impl Jwt {
     }
 
     /// Signs `token`.
-    pub fn issue(&self, token: NewToken<'_>) -> Result<Issued, ApiError> {
+    pub fn issue(&self, token: NewToken<'_>) -> Result<SignedToken, ApiError> {
         let NewToken { token_type, user_id, username, sid, jti, now, ttl_seconds, csrf } = token;
         let exp = now.timestamp() + ttl_seconds as i64;
         let claims = WireClaims {
@@ -147,13 +148,24 @@ impl Jwt {
             log::error!("cannot sign a token: {e}");
             ApiError::Internal
         })?;
-        Ok(Issued { token, jti, expires_at: timestamp(exp)? })
+        Ok(SignedToken { token, jti, expires_at: timestamp(exp)? })
     }
 
     /// Verifies signature (first), algorithm, `iss`, `exp`/`nbf` with leeway,
     /// the required claims and the token type. Says nothing about revocation.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, ApiError> {
-        let claims = self.verify_any(token)?;
+        self.verify_at(token, expected, Utc::now())
+    }
+
+    /// [`verify`](Self::verify) as if the clock read `now` (tests of exact
+    /// expiry use it rather than sleeping until `exp`).
+    pub fn verify_at(
+        &self,
+        token: &str,
+        expected: TokenType,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, ApiError> {
+        let claims = self.verify_any_at(token, now)?;
         if claims.token_type != expected {
             return Err(ApiError::invalid_token(match expected {
                 TokenType::Access => "An access token is required",
@@ -166,17 +178,21 @@ impl Jwt {
     /// [`verify`](Self::verify) for a token of either type (RFC 7009
     /// revocation takes both).
     pub fn verify_any(&self, token: &str) -> Result<Claims, ApiError> {
+        self.verify_any_at(token, Utc::now())
+    }
+
+    fn verify_any_at(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, ApiError> {
         let data = jsonwebtoken::decode::<WireClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| describe(e.kind()))?;
         let wire = data.claims;
-        self.check_times(&wire, Utc::now())?;
+        self.check_times(&wire, now)?;
         if wire.token_type == TokenType::Access && wire.username.is_none() {
             return Err(ApiError::invalid_token("Token is missing the username claim"));
         }
         Ok(Claims {
-            user_id: canonical_uuid(&wire.sub, "sub")?,
-            jti: canonical_uuid(&wire.jti, "jti")?,
-            sid: canonical_uuid(&wire.sid, "sid")?,
+            user_id: UserId(canonical_uuid(&wire.sub, "sub")?),
+            sid: SessionId(canonical_uuid(&wire.sid, "sid")?),
+            jti: TokenId(canonical_uuid(&wire.jti, "jti")?),
             token_type: wire.token_type,
             issued_at: timestamp(wire.iat)?,
             expires_at: timestamp(wire.exp)?,
@@ -247,7 +263,7 @@ mod tests {
     #[test]
     fn a_token_signed_here_verifies_and_a_changed_one_does_not() {
         let jwt = jwt();
-        let (user_id, sid, jti) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (user_id, sid, jti) = (UserId::new_v4(), SessionId::new_v4(), TokenId::new_v4());
         let issued = jwt
             .issue(NewToken {
                 token_type: TokenType::Access,

@@ -3,8 +3,8 @@
 //! (`hashers`), login
 //! throttling (`throttle`, its `tarpit`, and what one `client` is), the cookie transport (`cookies`) and its CSRF
 //! protection (`csrf`), and the request
-//! guards built on them (`guard`). The stage validates the configuration and
-//! builds the keys once, at ignite.
+//! guards built on them (`guard`). The stage builds the keys once, at
+//! ignite, from the configuration the configuration stage manages.
 
 pub mod client;
 pub mod cookies;
@@ -32,15 +32,20 @@ pub struct Auth {
     pub jwt: Jwt,
     pub passwords: Passwords,
     pub throttle: Arc<Throttle>,
-    pub config: AppConfig,
 }
 
-/// Reads and checks the configuration and the signing secret; refuses to
-/// start, with a message naming the problem, when either is unusable.
+/// Builds the keys from the signing secret, the hashing threads and the
+/// throttle from the managed configuration (attach the configuration stage
+/// first); refuses to start, with a message naming the problem, when the
+/// secret is unusable.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Authentication", |rocket| async {
+        let Some(config) = rocket.state::<AppConfig>().cloned() else {
+            // The configuration stage has already refused and said why;
+            // launch aborts.
+            return Ok(rocket);
+        };
         let prepared = async {
-            let config = AppConfig::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
             let secret = config.resolve_secret().map_err(|e| e.to_string())?;
             let passwords = Passwords::new(config.hash_queue)
                 .await
@@ -48,10 +53,10 @@ pub fn stage() -> AdHoc {
             let window = Duration::from_secs(config.login_failure_window);
             let throttle = Arc::new(Throttle::new(config.login_max_failures, window));
             let jwt = Jwt::new(&secret, &config).map_err(|e| e.to_string())?;
-            Ok::<_, String>(Auth { jwt, passwords, throttle, config })
+            Ok::<_, String>(Auth { jwt, passwords, throttle })
         };
         match prepared.await {
-            Ok(auth) => Ok(rocket.manage(auth.config.clone()).manage(auth)),
+            Ok(auth) => Ok(rocket.manage(auth)),
             Err(message) => {
                 log::error!("refusing to start: {message}");
                 Err(rocket)

@@ -155,7 +155,7 @@ impl Passwords {
 
     /// Test hook: holds every hashing thread busy until the guard is
     /// dropped (see [`Hashers::hold`]).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub async fn hold_hashing(&self) -> super::hashers::Held {
         self.hashers.hold().await
     }

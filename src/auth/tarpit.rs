@@ -42,7 +42,7 @@ impl Tarpit {
     }
 
     /// Test hook: sets the tarpit's length.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn set_length(&self, length: Duration) {
         self.length_ms.store(length.as_millis() as u64, Ordering::Relaxed);
     }

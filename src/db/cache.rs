@@ -33,9 +33,6 @@ use uuid::Uuid;
 /// margin covers the time between a confirmation and the answer it allows.
 pub const MAX_STALENESS: Duration = Duration::from_millis(900);
 
-/// The default for `revocation_cache_capacity`: about 170 MB of entries.
-pub const DEFAULT_CAPACITY: usize = 2_000_000;
-
 /// Entries changed per write-lock hold during bulk work, so readers never
 /// wait long behind a load or an eviction.
 const CHUNK: usize = 10_000;
@@ -49,14 +46,16 @@ pub struct RevocationCache {
     loads: AtomicU64,
     /// Confirmations so far: one per poll of the follower.
     polls: AtomicU64,
-    capacity: AtomicU64,
+    /// `revocation_cache_capacity`: the most entries held.
+    capacity: usize,
     /// Test hook: while set, the follower neither polls nor confirms.
     paused: AtomicBool,
     inner: RwLock<Inner>,
 }
 
-impl Default for RevocationCache {
-    fn default() -> Self {
+impl RevocationCache {
+    /// An empty, untrusted cache that holds at most `capacity` entries.
+    pub fn with_capacity(capacity: usize) -> Self {
         RevocationCache {
             trusted: AtomicBool::new(false),
             overflowed: AtomicBool::new(false),
@@ -65,7 +64,7 @@ impl Default for RevocationCache {
             epoch: Instant::now().checked_sub(Duration::from_secs(3600)).unwrap_or_else(Instant::now),
             loads: AtomicU64::new(0),
             polls: AtomicU64::new(0),
-            capacity: AtomicU64::new(DEFAULT_CAPACITY as u64),
+            capacity,
             paused: AtomicBool::new(false),
             inner: RwLock::default(),
         }
@@ -171,8 +170,7 @@ impl RevocationCache {
     }
 
     fn has_room(&self, inner: &Inner, id: &Uuid) -> bool {
-        let room = (inner.until.len() as u64) < self.capacity.load(Ordering::Relaxed)
-            || inner.until.contains_key(id);
+        let room = inner.until.len() < self.capacity || inner.until.contains_key(id);
         if !room && !self.overflowed.swap(true, Ordering::AcqRel) {
             log::warn!(
                 "revocation cache is full ({} entries, revocation_cache_capacity): checking the database",
@@ -253,16 +251,14 @@ impl RevocationCache {
         self.overflowed.load(Ordering::Acquire)
     }
 
-    pub fn set_capacity(&self, capacity: usize) {
-        self.capacity.store(capacity as u64, Ordering::Relaxed);
-    }
-
+    #[cfg(feature = "test-hooks")]
     pub fn pause(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
     }
 
+    /// Always false in a build without the `test-hooks` feature.
     pub fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::Acquire)
+        cfg!(feature = "test-hooks") && self.paused.load(Ordering::Acquire)
     }
 
     pub fn status(&self) -> CacheStatus {
@@ -287,7 +283,7 @@ mod tests {
     use super::*;
 
     fn live() -> RevocationCache {
-        let cache = RevocationCache::default();
+        let cache = RevocationCache::with_capacity(1_000);
         cache.confirm(Instant::now());
         cache.trust();
         cache
@@ -295,7 +291,7 @@ mod tests {
 
     #[test]
     fn an_untrusted_cache_never_answers() {
-        let cache = RevocationCache::default();
+        let cache = RevocationCache::with_capacity(1_000);
         cache.insert(Uuid::nil(), i64::MAX);
         cache.confirm(Instant::now());
         assert_eq!(cache.check(Uuid::nil(), Uuid::nil()), None);
@@ -307,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_cache_not_confirmed_within_the_bound_stops_answering() {
-        let cache = RevocationCache::default();
+        let cache = RevocationCache::with_capacity(1_000);
         cache.trust();
         cache.confirm(Instant::now() - MAX_STALENESS - Duration::from_millis(1));
         assert_eq!(cache.check(Uuid::nil(), Uuid::nil()), None, "stale");
@@ -353,8 +349,9 @@ mod tests {
 
     #[test]
     fn past_its_capacity_the_cache_refuses_entries_and_stops_answering() {
-        let cache = live();
-        cache.set_capacity(2);
+        let cache = RevocationCache::with_capacity(2);
+        cache.confirm(Instant::now());
+        cache.trust();
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
         for id in &ids {
             cache.insert(*id, i64::MAX);

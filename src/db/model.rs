@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::ids::{SessionId, TokenId, UserId};
+
 /// A registered account.
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
@@ -19,9 +21,9 @@ pub struct User {
 /// A login session: every token of one login carries its id as `sid`.
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub refresh_jti: Uuid,
+    pub user_id: UserId,
+    pub id: SessionId,
+    pub refresh_jti: TokenId,
     pub expires_at: DateTime<Utc>,
     /// The device it started on, as the login request told it.
     pub device: Device,
@@ -45,7 +47,7 @@ pub const USER_AGENT_MAX_CHARS: usize = 256;
 /// A live session, as `GET /auth/sessions` lists it.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
-    pub id: Uuid,
+    pub id: SessionId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub refreshed_at: Option<DateTime<Utc>>,
@@ -57,8 +59,8 @@ pub struct SessionInfo {
 /// the password changes in the same transaction.
 #[derive(Debug, Clone)]
 pub struct SessionSweep {
-    pub user_id: Uuid,
-    pub keep: Option<Uuid>,
+    pub user_id: UserId,
+    pub keep: Option<SessionId>,
     pub reason: Reason,
     pub new_password_hash: Option<String>,
 }
@@ -68,9 +70,9 @@ pub struct SessionSweep {
 #[derive(Debug, Clone, Copy)]
 pub enum Presented {
     /// Revokes the token's `jti`, unless it or its session is already revoked.
-    Access { jti: Uuid, sid: Uuid, user_id: Uuid, expires_at: DateTime<Utc> },
+    Access { user_id: UserId, sid: SessionId, jti: TokenId, expires_at: DateTime<Utc> },
     /// Ends the session, if this is its current refresh token.
-    Refresh { jti: Uuid, sid: Uuid, user_id: Uuid },
+    Refresh { user_id: UserId, sid: SessionId, jti: TokenId },
 }
 
 /// Why a row was added to `revoked_tokens`; stored in its `reason` column.
@@ -108,12 +110,14 @@ impl Reason {
 /// rotation writes none any more.
 pub const REFRESH_ROTATED: &str = "refresh_rotated";
 
-/// One revoked token (or session, when `jti` is a session id).
+/// One revoked token.
 #[derive(Debug, Clone)]
 pub struct Revocation {
-    pub jti: Uuid,
+    pub jti: TokenId,
+    /// When the token expires anyway.
     pub expires_at: DateTime<Utc>,
-    pub user_id: Option<Uuid>,
+    /// Whose token it is, when known (not for an operator's bare `--jti`).
+    pub user_id: Option<UserId>,
     pub reason: Reason,
 }
 
@@ -122,11 +126,11 @@ pub struct Revocation {
 /// blocklist row is written).
 #[derive(Debug, Clone)]
 pub struct Rotation {
-    pub sid: Uuid,
-    pub user_id: Uuid,
-    pub presented_jti: Uuid,
+    pub user_id: UserId,
+    pub sid: SessionId,
+    pub presented_jti: TokenId,
     pub presented_expires_at: DateTime<Utc>,
-    pub next_jti: Uuid,
+    pub next_jti: TokenId,
     pub next_expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
@@ -156,6 +160,7 @@ impl std::fmt::Display for PurgeCounts {
 /// A row a write put on the blocklist, as memory takes it.
 #[derive(Debug, Clone)]
 pub(super) struct Listed {
+    /// A token's id or a session's: memory keys both alike.
     pub id: Uuid,
     /// The unix millisecond from which its token is expired, rounded up,
     /// computed by the database itself from whatever `expires_at` holds

@@ -1,6 +1,13 @@
-//! `GET /openapi.json` (the document from `openapi.rs`) and `GET /docs`, the
-//! API reference rendered by Swagger UI from files compiled into the binary
-//! (utoipa-swagger-ui's vendored copy): nothing is fetched from a CDN.
+//! `GET /openapi.json` and `GET /docs`, the API reference rendered by Swagger
+//! UI from files compiled into the binary (utoipa-swagger-ui's vendored copy):
+//! nothing is fetched from a CDN.
+//!
+//! The OpenAPI 3.1 document is assembled here from the code: each route
+//! module's `Doc` lists its handlers (their `#[utoipa::path]` sits on the
+//! handler, next to the Rocket attribute it is derived from), the bodies are
+//! the very types the handlers take and return, and the error answers are
+//! `responses.rs`'s, all with [`ErrorBody`]. `tests/api/openapi.rs` checks
+//! that it names every mounted route and nothing else.
 //!
 //! `/docs` itself answers the page (not a redirect to `/docs/`), with a
 //! `<base href="/docs/">` so that its relative links reach `/docs/<file>`,
@@ -13,11 +20,16 @@ use rocket::http::uri::{fmt::Path, Segments};
 use rocket::http::{ContentType, Header};
 use rocket::serde::json::Json;
 use rocket::{get, routes, Responder, Route};
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{openapi, Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
-use super::openapi::document;
-use crate::error::ApiError;
+use super::responses::{
+    BadRequest, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
+    Unavailable,
+};
+use crate::auth::cookies;
+use crate::error::{ApiError, ErrorBody};
 
 pub fn routes() -> Vec<Route> {
     routes![openapi_json, index, file]
@@ -27,6 +39,27 @@ pub fn routes() -> Vec<Route> {
 #[derive(OpenApi)]
 #[openapi(paths(openapi_json, index, file))]
 pub(crate) struct Doc;
+
+/// The document, built once from every route module's part.
+pub fn document() -> &'static openapi::OpenApi {
+    static DOCUMENT: LazyLock<openapi::OpenApi> = LazyLock::new(|| {
+        let mut document = Root::openapi();
+        for part in [
+            super::accounts::Doc::openapi(),
+            super::tokens::Doc::openapi(),
+            super::logout::Doc::openapi(),
+            super::sessions::Doc::openapi(),
+            super::protected::Doc::openapi(),
+            super::page::Doc::openapi(),
+            super::operators::Doc::openapi(),
+            Doc::openapi(),
+        ] {
+            document.merge(part);
+        }
+        document
+    });
+    &DOCUMENT
+}
 
 /// The UI's configuration: one document, ours.
 static CONFIG: LazyLock<Arc<Config<'static>>> =
@@ -92,7 +125,7 @@ fn index() -> Result<Asset, ApiError> {
         (status = 200, description = "The file", content(
             ("text/css"), ("text/javascript"), ("application/javascript"), ("image/png"), ("text/html")
         )),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 404, response = NotFound),
     )
 )]
 #[get("/docs/<file..>")]
@@ -110,4 +143,75 @@ fn file(file: Segments<'_, Path>) -> Result<Asset, ApiError> {
     let found = found.ok_or(ApiError::NotFound)?;
     let content_type = ContentType::parse_flexible(&found.content_type).unwrap_or(ContentType::Binary);
     Ok(Asset::new(content_type, found.bytes))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jwt-blocklist",
+        description = "Issues JWTs and revokes them for real: a persisted blocklist checked on every \
+            authenticated request. Access routes take a Bearer access token, or the `jbl_access` cookie \
+            (Browser transport), where unsafe methods also need `X-CSRF-Token`. Every error is \
+            `{\"error\": CODE, \"description\": TEXT}`.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    components(
+        schemas(ErrorBody),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            Conflict,
+            PayloadTooLarge,
+            InvalidInput,
+            TooManyRequests,
+            Unavailable
+        )
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "tokens", description = "Register, log in, refresh, who am I"),
+        (name = "revocation", description = "Log out, log out everywhere, RFC 7009"),
+        (name = "sessions", description = "The caller's sessions and password"),
+        (name = "browser", description = "The demo page"),
+        (name = "operators", description = "Health, metrics, this document"),
+    )
+)]
+struct Root;
+
+/// `bearer`: the access token in `Authorization`. `cookie`: the access
+/// cookie; with it, unsafe methods need `csrf` as well. `refresh_cookie`:
+/// the refresh cookie, which `POST /auth/refresh` takes instead of a body.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, document: &mut openapi::OpenApi) {
+        let components = document.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("An access token from /auth/login or /auth/refresh"))
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let cookie = |name: &str, description: &str| {
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(name, description)))
+        };
+        components.add_security_scheme(
+            "cookie",
+            cookie(cookies::ACCESS, "The access cookie set by a cookie-transport login"),
+        );
+        components.add_security_scheme(
+            "refresh_cookie",
+            cookie(cookies::REFRESH, "The refresh cookie set by a cookie-transport login"),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The session's CSRF token (`csrf_token`, also in the readable `jbl_csrf` cookie); \
+                 required with cookies on POST, PUT, PATCH and DELETE",
+            ))),
+        );
+    }
 }

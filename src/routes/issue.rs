@@ -8,13 +8,13 @@ use rocket::serde::json::Json;
 use rocket::Responder;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::cookies::{self, SessionCookies};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::jwt::{NewToken, TokenType};
 use crate::auth::Auth;
-use crate::db::User;
+use crate::config::AppConfig;
+use crate::db::{SessionId, TokenId, User};
 use crate::error::ApiError;
 
 /// How a client wants its tokens: in the body (`bearer`, the default) or
@@ -53,9 +53,10 @@ pub struct CookieSession {
     csrf_token: String,
 }
 
+/// What login and refresh answer, in the session's transport.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum Issued {
+pub enum TokenAnswer {
     Bearer(TokenPair),
     Cookie(CookieSession),
 }
@@ -63,7 +64,7 @@ pub enum Issued {
 /// Token responses must not be cached (RFC 6749 §5.1).
 #[derive(Responder)]
 pub struct TokenResponse {
-    body: Json<Issued>,
+    body: Json<TokenAnswer>,
     cache_control: Header<'static>,
     pragma: Header<'static>,
 }
@@ -71,16 +72,20 @@ pub struct TokenResponse {
 /// What a session's new pair of tokens is made of.
 pub struct Grant<'a> {
     pub user: &'a User,
-    pub sid: Uuid,
-    pub refresh_jti: Uuid,
+    pub sid: SessionId,
+    pub refresh_jti: TokenId,
     pub now: DateTime<Utc>,
     pub transport: Transport,
 }
 
 /// Signs the pair and answers in the grant's transport. Cookie sessions get a
 /// new CSRF token each time, bound into both tokens.
-pub fn issue(auth: &Auth, jar: &CookieJar<'_>, grant: Grant<'_>) -> Result<TokenResponse, ApiError> {
-    let config = &auth.config;
+pub fn issue(
+    auth: &Auth,
+    config: &AppConfig,
+    jar: &CookieJar<'_>,
+    grant: Grant<'_>,
+) -> Result<TokenResponse, ApiError> {
     let csrf = (grant.transport == Transport::Cookie).then(CsrfToken::generate);
     let binding = csrf.as_ref().map(|token| token.binding.as_str());
     let token = |token_type, username, jti, ttl_seconds| NewToken {
@@ -95,12 +100,12 @@ pub fn issue(auth: &Auth, jar: &CookieJar<'_>, grant: Grant<'_>) -> Result<Token
     };
     let username = Some(grant.user.username.as_str());
     let access =
-        auth.jwt.issue(token(TokenType::Access, username, Uuid::new_v4(), config.access_token_ttl))?;
+        auth.jwt.issue(token(TokenType::Access, username, TokenId::new_v4(), config.access_token_ttl))?;
     let refresh =
         auth.jwt.issue(token(TokenType::Refresh, None, grant.refresh_jti, config.refresh_token_ttl))?;
     let (expires_in, refresh_expires_in) = (config.access_token_ttl, config.refresh_token_ttl);
     let issued = match csrf {
-        None => Issued::Bearer(TokenPair {
+        None => TokenAnswer::Bearer(TokenPair {
             access_token: access.token,
             refresh_token: refresh.token,
             token_type: "Bearer",
@@ -116,7 +121,7 @@ pub fn issue(auth: &Auth, jar: &CookieJar<'_>, grant: Grant<'_>) -> Result<Token
                 refresh_expires_in,
             };
             cookies::set(jar, config, &session);
-            Issued::Cookie(CookieSession {
+            TokenAnswer::Cookie(CookieSession {
                 token_type: "cookie",
                 expires_in,
                 refresh_expires_in,

@@ -6,15 +6,17 @@ use rocket::form::{self, error::ErrorKind, Strict};
 use rocket::http::CookieJar;
 use rocket::serde::json::Json;
 use rocket::{post, routes, Route, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::form::FormBody;
-use super::openapi::{BadRequest, InvalidInput, PayloadTooLarge, Unavailable, UnsafeAccessErrors};
+use super::bodies::{LoggedOut, LOGGED_OUT};
+use super::guards::form::FormBody;
+use super::responses::{BadRequest, InvalidInput, PayloadTooLarge, Unavailable, UnsafeAccessErrors};
 use crate::auth::guard::{AccessToken, Via};
 use crate::auth::jwt::{Claims, TokenType};
 use crate::auth::{cookies, Auth};
-use crate::db::{Db, Presented, Reason, Revocation, SessionSweep};
+use crate::config::AppConfig;
+use crate::db::{Presented, Reason, Revocation, SessionId, SessionSweep, Store};
 use crate::error::ApiError;
 
 pub fn routes() -> Vec<Route> {
@@ -56,28 +58,6 @@ impl Scope {
     }
 }
 
-/// The message of every logout, whatever its scope, and of logout-all: the
-/// contract's words (Flask-JWT-Extended's too); `revoked_sessions` says how
-/// far it went.
-const LOGGED_OUT: &str = "Successfully logged out";
-
-/// What a logout did.
-#[derive(Serialize, ToSchema)]
-pub struct LoggedOut {
-    /// "Successfully logged out" for every logout and logout-all.
-    message: &'static str,
-    /// For `others`, `global` and logout-all: the live sessions this call
-    /// revoked (the caller's included where it ends).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revoked_sessions: Option<u64>,
-}
-
-impl LoggedOut {
-    pub(super) fn new(message: &'static str, revoked_sessions: Option<u64>) -> Self {
-        LoggedOut { message, revoked_sessions }
-    }
-}
-
 /// `local` (the default): this token and its session. `others`: every other
 /// session of the user. `global`: every session, as logout-all. An unknown
 /// scope is 422 and revokes nothing. When the caller's own session ends and
@@ -100,19 +80,19 @@ async fn logout(
     token: AccessToken,
     scope: form::Result<'_, Strict<&str>>,
     jar: &CookieJar<'_>,
-    db: &Db,
-    auth: &State<Auth>,
+    store: &State<Store>,
+    config: &State<AppConfig>,
 ) -> Result<Json<LoggedOut>, ApiError> {
     let AccessToken(claims, via) = token;
     let scope = Scope::parse(scope)?;
-    let answer = logout_scoped(scope, &claims, db).await?;
+    let answer = logout_scoped(scope, &claims, store).await?;
     if via == Via::Cookie && scope != Scope::Others {
-        cookies::clear(jar, &auth.config);
+        cookies::clear(jar, config);
     }
     Ok(answer)
 }
 
-async fn logout_scoped(scope: Scope, claims: &Claims, db: &Db) -> Result<Json<LoggedOut>, ApiError> {
+async fn logout_scoped(scope: Scope, claims: &Claims, store: &Store) -> Result<Json<LoggedOut>, ApiError> {
     match scope {
         Scope::Local => {
             let revocation = Revocation {
@@ -121,14 +101,14 @@ async fn logout_scoped(scope: Scope, claims: &Claims, db: &Db) -> Result<Json<Lo
                 user_id: Some(claims.user_id),
                 reason: Reason::Logout,
             };
-            db.revoke_token_and_session(&revocation, claims.sid, claims.expires_at).await?;
+            store.revoke_token_and_session(claims.sid, &revocation, claims.expires_at).await?;
             Ok(Json(LoggedOut::new(LOGGED_OUT, None)))
         }
         Scope::Others => {
-            let revoked = sweep(db, claims, Some(claims.sid), Reason::LogoutOthers).await?;
+            let revoked = sweep(store, claims, Some(claims.sid), Reason::LogoutOthers).await?;
             Ok(Json(LoggedOut::new(LOGGED_OUT, Some(revoked))))
         }
-        Scope::Global => logout_everywhere(db, claims).await,
+        Scope::Global => logout_everywhere(store, claims).await,
     }
 }
 
@@ -148,25 +128,30 @@ async fn logout_scoped(scope: Scope, claims: &Claims, db: &Db) -> Result<Json<Lo
 async fn logout_all(
     token: AccessToken,
     jar: &CookieJar<'_>,
-    db: &Db,
-    auth: &State<Auth>,
+    store: &State<Store>,
+    config: &State<AppConfig>,
 ) -> Result<Json<LoggedOut>, ApiError> {
-    let answer = logout_everywhere(db, &token.0).await?;
+    let answer = logout_everywhere(store, &token.0).await?;
     if token.1 == Via::Cookie {
-        cookies::clear(jar, &auth.config);
+        cookies::clear(jar, config);
     }
     Ok(answer)
 }
 
-async fn logout_everywhere(db: &Db, claims: &Claims) -> Result<Json<LoggedOut>, ApiError> {
-    let revoked = sweep(db, claims, None, Reason::LogoutAll).await?;
+async fn logout_everywhere(store: &Store, claims: &Claims) -> Result<Json<LoggedOut>, ApiError> {
+    let revoked = sweep(store, claims, None, Reason::LogoutAll).await?;
     Ok(Json(LoggedOut::new(LOGGED_OUT, Some(revoked))))
 }
 
 /// Ends every live session of the token's user but `keep`; returns how many.
-async fn sweep(db: &Db, claims: &Claims, keep: Option<uuid::Uuid>, reason: Reason) -> Result<u64, ApiError> {
+async fn sweep(
+    store: &Store,
+    claims: &Claims,
+    keep: Option<SessionId>,
+    reason: Reason,
+) -> Result<u64, ApiError> {
     let sweep = SessionSweep { user_id: claims.user_id, keep, reason, new_password_hash: None };
-    Ok(db.sweep_sessions(&sweep).await?)
+    Ok(store.sweep_sessions(&sweep).await?)
 }
 
 /// RFC 7009 token revocation. Whoever holds a token may revoke it: an access
@@ -190,23 +175,17 @@ async fn sweep(db: &Db, claims: &Claims, keep: Option<uuid::Uuid>, reason: Reaso
     )
 )]
 #[post("/revoke", data = "<form>")]
-async fn revoke(form: FormBody, db: &Db, auth: &State<Auth>) -> Result<(), ApiError> {
+async fn revoke(form: FormBody, store: &State<Store>, auth: &State<Auth>) -> Result<(), ApiError> {
     let request = RevokeRequest::try_from(&form)?;
     let Ok(claims) = auth.jwt.verify_any(&request.token) else {
         return Ok(());
     };
+    let (user_id, sid, jti) = (claims.user_id, claims.sid, claims.jti);
     let presented = match claims.token_type {
-        TokenType::Access => Presented::Access {
-            jti: claims.jti,
-            sid: claims.sid,
-            user_id: claims.user_id,
-            expires_at: claims.expires_at,
-        },
-        TokenType::Refresh => {
-            Presented::Refresh { jti: claims.jti, sid: claims.sid, user_id: claims.user_id }
-        }
+        TokenType::Access => Presented::Access { user_id, sid, jti, expires_at: claims.expires_at },
+        TokenType::Refresh => Presented::Refresh { user_id, sid, jti },
     };
-    db.revoke_presented(&presented).await?;
+    store.revoke_presented(&presented).await?;
     Ok(())
 }
 

@@ -11,8 +11,18 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rocket::http::Header;
 use rocket::response::content::RawHtml;
-use rocket::{get, Responder};
+use rocket::{get, routes, Responder, Route};
 use sha2::{Digest, Sha256};
+use utoipa::OpenApi;
+
+pub fn routes() -> Vec<Route> {
+    routes![demo]
+}
+
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(demo))]
+pub(crate) struct Doc;
 
 const PAGE: &str = include_str!("demo.html");
 
@@ -49,7 +59,7 @@ pub struct Page {
     responses((status = 200, description = "A self-contained HTML page", content_type = "text/html", body = String))
 )]
 #[get("/")]
-pub fn demo() -> Page {
+fn demo() -> Page {
     Page {
         html: RawHtml(PAGE),
         policy: Header::new("Content-Security-Policy", POLICY.as_str()),

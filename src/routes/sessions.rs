@@ -8,14 +8,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use super::auth::{rfc3339, validate_password};
-use super::device::ClientDevice;
-use super::json::{JsonBody, RequestBody};
-use super::logout::LoggedOut;
-use super::openapi::{AccessErrors, BodyErrors, NotFound, TooManyRequests, UnsafeAccessErrors};
+use super::bodies::{rfc3339, validate_password, LoggedOut};
+use super::guards::device::ClientDevice;
+use super::guards::json::{JsonBody, RequestBody};
+use super::responses::{AccessErrors, BodyErrors, NotFound, TooManyRequests, UnsafeAccessErrors};
 use crate::auth::guard::AccessToken;
 use crate::auth::Auth;
-use crate::db::{Db, Reason, SessionInfo, SessionSweep};
+use crate::db::{Reason, SessionId, SessionInfo, SessionSweep, Store};
 use crate::error::ApiError;
 
 pub fn routes() -> Vec<Route> {
@@ -46,9 +45,9 @@ struct SessionView {
 }
 
 impl SessionView {
-    fn new(session: SessionInfo, current_sid: Uuid) -> Self {
+    fn new(session: SessionInfo, current_sid: SessionId) -> Self {
         SessionView {
-            id: session.id,
+            id: session.id.0,
             created_at: rfc3339(session.created_at),
             expires_at: rfc3339(session.expires_at),
             refreshed_at: session.refreshed_at.map(rfc3339),
@@ -77,9 +76,9 @@ struct SessionList {
     )
 )]
 #[get("/sessions")]
-async fn list(token: AccessToken, db: &Db) -> Result<Json<SessionList>, ApiError> {
+async fn list(token: AccessToken, store: &State<Store>) -> Result<Json<SessionList>, ApiError> {
     let claims = token.0;
-    let sessions = db.sessions_of(claims.user_id).await?;
+    let sessions = store.sessions_of(claims.user_id).await?;
     let sessions = sessions.into_iter().map(|session| SessionView::new(session, claims.sid)).collect();
     Ok(Json(SessionList { sessions }))
 }
@@ -100,9 +99,9 @@ async fn list(token: AccessToken, db: &Db) -> Result<Json<SessionList>, ApiError
     )
 )]
 #[delete("/sessions/<id>")]
-async fn revoke_one(token: AccessToken, id: &str, db: &Db) -> Result<Json<Revoked>, ApiError> {
-    let sid = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
-    if db.revoke_session(token.0.user_id, sid, Reason::SessionRevoked).await? {
+async fn revoke_one(token: AccessToken, id: &str, store: &State<Store>) -> Result<Json<Revoked>, ApiError> {
+    let sid: SessionId = id.parse().map_err(|_| ApiError::NotFound)?;
+    if store.revoke_session(token.0.user_id, sid, Reason::SessionRevoked).await? {
         Ok(Json(Revoked { message: "Session revoked" }))
     } else {
         Err(ApiError::NotFound)
@@ -148,7 +147,7 @@ async fn change_password(
     token: AccessToken,
     body: JsonBody<PasswordChange>,
     device: ClientDevice,
-    db: &Db,
+    store: &State<Store>,
     auth: &State<Auth>,
 ) -> Result<Json<LoggedOut>, ApiError> {
     let claims = token.0;
@@ -159,7 +158,7 @@ async fn change_password(
     let username = claims.username.as_deref().unwrap_or_default();
     let attempt = auth.throttle.admit(device.0.ip, username).await?;
     let ticket = auth.passwords.ticket(device.0.ip)?;
-    let user = db
+    let user = store
         .user_by_id(claims.user_id)
         .await?
         .ok_or_else(|| ApiError::invalid_token("The token's user no longer exists"))?;
@@ -176,6 +175,6 @@ async fn change_password(
         reason: Reason::PasswordChanged,
         new_password_hash: Some(new_hash),
     };
-    let revoked = db.sweep_sessions(&sweep).await?;
+    let revoked = store.sweep_sessions(&sweep).await?;
     Ok(Json(LoggedOut::new("Password changed", Some(revoked))))
 }

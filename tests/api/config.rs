@@ -95,7 +95,7 @@ async fn an_unsupported_database_url_is_refused_at_start(backend: Backend) {
 
     let figment = test_figment(&db, "mysql://root@127.0.0.1/test", &crate::helpers::random_secret());
 
-    assert_eq!(refused_fairings(figment).await, ["'main' Database Pool"]);
+    assert_eq!(refused_fairings(figment).await, ["Database"]);
 }
 
 async fn token_settings_come_from_the_configuration(backend: Backend) {
@@ -165,5 +165,5 @@ async fn configuration_values_out_of_range_are_refused_naming_the_key() {
     let db = TestDb::create(Backend::Sqlite).await;
     let overflowing = test_figment(&db, &db.url(), &crate::helpers::random_secret())
         .merge(("refresh_token_ttl", 400_000_000_000_i64));
-    assert_eq!(refused_fairings(overflowing).await, ["Authentication"]);
+    assert_eq!(refused_fairings(overflowing).await, ["Configuration"]);
 }

@@ -100,7 +100,7 @@ async fn a_wildcard_or_a_malformed_origin_is_refused_at_start(backend: Backend) 
     {
         let figment = test_figment(&db, &db.url(), &crate::helpers::random_secret())
             .merge(("cors_allowed_origins", [bad]));
-        assert_eq!(refused_fairings(figment).await, ["Authentication"], "{bad}");
+        assert_eq!(refused_fairings(figment).await, ["Configuration"], "{bad}");
         let error = jwt_blocklist::config::AppConfig::from_figment(
             &rocket::figment::Figment::from(rocket::Config::default()).merge(("cors_allowed_origins", [bad])),
         )

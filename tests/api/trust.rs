@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use jwt_blocklist::db::{Reason, SessionSweep};
+use jwt_blocklist::db::{Reason, SessionId, SessionSweep, UserId};
 use jwt_blocklist::purge::purge_expired;
 use rocket::http::Status;
 use sqlx::{Connection, Executor};
@@ -255,8 +255,8 @@ async fn a_password_change_beats_logins_still_waiting_to_hash(backend: Backend) 
     let new_password = "a brand new password";
     let new_hash =
         app.auth().passwords.ticket(None).expect("a place").hash(new_password).await.expect("hash");
-    let user_id: Uuid = claim(&caller.access, "sub").parse().unwrap();
-    let sid: Uuid = claim(&caller.access, "sid").parse().unwrap();
+    let user_id: UserId = claim(&caller.access, "sub").parse().unwrap();
+    let sid: SessionId = claim(&caller.access, "sid").parse().unwrap();
     let held = app.auth().passwords.hold_hashing().await;
 
     let (answers, ()) = tokio::join!(join_all((0..2).map(|_| app.login("alice", PASSWORD))), async {

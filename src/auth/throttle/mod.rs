@@ -183,7 +183,7 @@ impl Throttle {
     }
 
     /// Test hook: moves this throttle's clock forward.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn advance_clock(&self, by: Duration) {
         self.skew_ms.fetch_add(by.as_millis() as u64, Ordering::Relaxed);
     }

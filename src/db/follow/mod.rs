@@ -149,7 +149,7 @@ impl Store {
     /// entries once a second.
     pub(super) async fn follow_revocations(&self) {
         let cache = self.cache.clone();
-        let leeway = self.leeway();
+        let leeway = self.leeway;
         let _evictor = AbortOnDrop(rocket::tokio::spawn(async move {
             let mut ticker = rocket::tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -192,7 +192,7 @@ impl Store {
         let loading = Instant::now();
         cache.distrust();
         cache.clear();
-        let load = source.load(Utc::now() - self.leeway(), cache);
+        let load = source.load(Utc::now() - self.leeway, cache);
         let loaded =
             rocket::tokio::time::timeout(LOAD_TIMEOUT, load).await.map_err(|_| DbError::Timeout)??;
         let mut live = false;
@@ -211,7 +211,7 @@ impl Store {
                 })??;
             // A row whose token is already past expiry plus leeway is as good
             // as gone (a DBA's bulk insert of old rows adds nothing).
-            let cutoff = until_ms(Utc::now() - self.leeway());
+            let cutoff = until_ms(Utc::now() - self.leeway);
             for (id, until) in changes {
                 cache.set(id, until.filter(|&until| until >= cutoff));
             }

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use jwt_blocklist::db::{Db, Store};
+use jwt_blocklist::db::Store;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalRequest};
-use rocket_db_pools::Database;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -57,7 +56,7 @@ impl TestApp {
     }
 
     pub fn store(&self) -> &Store {
-        Db::fetch(self.client.rocket()).expect("database attached")
+        self.client.rocket().state::<Store>().expect("the store is managed")
     }
 
     pub async fn send(&self, request: LocalRequest<'_>) -> TestResponse {

@@ -1,146 +1,23 @@
-//! The Postgres implementation of [`Store`](super::Store): native `uuid` and
-//! `timestamptz` columns, `FOR UPDATE SKIP LOCKED` batches and an advisory lock
-//! so that only one instance purges at a time.
+//! The Postgres revoking writes: each one statement (a data-modifying CTE),
+//! or one simple query for a sweep, so each is one round trip. Every
+//! statement returns the rows it listed, with their expiry computed by
+//! Postgres ([`until_ms`]), for this instance's memory.
 
-use std::str::FromStr;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::{ConnectOptions, FromRow, Row};
-use uuid::Uuid;
+use sqlx::postgres::PgPool;
+use sqlx::{FromRow, Row};
 
-use super::model::Listed;
-use super::model::{Device, SessionInfo, SessionSweep};
-use super::{DbError, NewSession, Reason, Revocation, Rotation, RotationOutcome, User};
-
-mod purge;
-pub(super) use purge::purge_expired;
-
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
-
-type UserRow = (Uuid, String, String, DateTime<Utc>, i64);
-
-fn user_from_row((id, username, password_hash, created_at, session_generation): UserRow) -> User {
-    User { id, username, password_hash, created_at, session_generation }
-}
-
-pub(super) async fn connect(config: &rocket_db_pools::Config, timeout: Duration) -> Result<PgPool, DbError> {
-    let options = PgConnectOptions::from_str(&config.url)?
-        .application_name("jwt-blocklist")
-        .disable_statement_logging();
-    Ok(super::pool_options(config, timeout).connect_with(options).await?)
-}
-
-pub(super) async fn migrate(pool: &PgPool) -> Result<(), DbError> {
-    MIGRATOR.run(pool).await?;
-    Ok(())
-}
-
-pub(super) async fn ping(pool: &PgPool) -> Result<(), DbError> {
-    sqlx::query("SELECT 1").execute(pool).await?;
-    Ok(())
-}
-
-pub(super) async fn insert_user(pool: &PgPool, user: &User) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(user.id)
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(user.created_at)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-pub(super) async fn user_by_username(pool: &PgPool, username: &str) -> Result<Option<User>, DbError> {
-    // lower(username) is what users_username_lower_key indexes.
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT id, username, password_hash, created_at, session_generation FROM users
-         WHERE lower(username) = lower($1)",
-    )
-    .bind(username)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(user_from_row))
-}
-
-pub(super) async fn user_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, DbError> {
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT id, username, password_hash, created_at, session_generation FROM users WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(user_from_row))
-}
-
-/// Inserts the session if the user's `session_generation` is still the one
-/// the login read. The user row is locked FOR KEY SHARE in the same
-/// statement: a sweep holding it FOR UPDATE makes this wait for its commit,
-/// after which the row is checked again (READ COMMITTED re-reads a locked
-/// row) and the new generation refuses the insert; a sweep that comes later
-/// waits for this commit and ends the session it sees.
-pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Result<bool, DbError> {
-    let inserted = sqlx::query(
-        "WITH owner AS (
-             SELECT id FROM users WHERE id = $2 AND session_generation = $7 FOR KEY SHARE)
-         INSERT INTO sessions (id, user_id, refresh_jti, expires_at, user_agent, ip)
-         SELECT $1, owner.id, $3, $4, $5, $6::inet FROM owner",
-    )
-    .bind(session.id)
-    .bind(session.user_id)
-    .bind(session.refresh_jti)
-    .bind(session.expires_at)
-    .bind(session.device.user_agent.as_deref())
-    .bind(session.device.ip.map(|ip| ip.to_string()))
-    .bind(session.generation)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
-}
-
-type SessionRow = (Uuid, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>, Option<String>);
-
-/// The user's live sessions (neither revoked, by the service or by hand, nor
-/// expired at `now`), newest first.
-pub(super) async fn sessions_of(
-    pool: &PgPool,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Vec<SessionInfo>, DbError> {
-    let rows: Vec<SessionRow> = sqlx::query_as(
-        "SELECT s.id, s.created_at, s.expires_at, s.refreshed_at, s.user_agent, host(s.ip)
-         FROM sessions s
-         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
-           AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = s.id)
-         ORDER BY s.created_at DESC, s.id",
-    )
-    .bind(user_id)
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, created_at, expires_at, refreshed_at, user_agent, ip)| SessionInfo {
-            id,
-            created_at,
-            expires_at,
-            refreshed_at,
-            device: Device { user_agent, ip: ip.and_then(|ip| ip.parse().ok()) },
-        })
-        .collect())
-}
+use crate::db::model::{Listed, SessionSweep};
+use crate::db::{DbError, Reason, Revocation, Rotation, RotationOutcome, SessionId, TokenId, UserId};
 
 /// `column` (a timestamptz) as the unix millisecond from which a token
 /// expiring then is expired, rounded up, computed by Postgres for any value
 /// the column holds: `infinity` (revoked until a DBA deletes the row) is
 /// `i64::MAX`, `-infinity` `i64::MIN`, and every finite timestamp, up to the
 /// year 294276, fits. (Decoding such values into a chrono time panics.)
-pub(super) fn until_ms(column: &str) -> String {
+pub(in crate::db) fn until_ms(column: &str) -> String {
     format!(
         "(CASE WHEN isfinite({column}) THEN ceil(extract(epoch FROM {column}) * 1000)::bigint
                WHEN {column} > 'epoch' THEN 9223372036854775807
@@ -166,7 +43,7 @@ fn list_wanted(user: &str, now: &str) -> String {
 /// A listed row as the statements return it (see [`list_wanted`]): id,
 /// [`until_ms`], reason, whether new. The columns are NULL when a statement
 /// listed nothing.
-type ListedRow = (Option<Uuid>, Option<i64>, Option<String>, Option<bool>);
+type ListedRow = (Option<uuid::Uuid>, Option<i64>, Option<String>, Option<bool>);
 
 fn listed((jti, until_ms, reason, _): ListedRow) -> Option<Listed> {
     Some(Listed { id: jti?, until_ms: until_ms?, reason: reason? })
@@ -198,9 +75,9 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Whether the session rotated, then a [`ListedRow`].
-type RotatedRow = (bool, Option<Uuid>, Option<i64>, Option<String>, Option<bool>);
+type RotatedRow = (bool, Option<uuid::Uuid>, Option<i64>, Option<String>, Option<bool>);
 
-pub(super) async fn rotate_refresh(
+pub(in crate::db) async fn rotate_refresh(
     pool: &PgPool,
     rotation: &Rotation,
 ) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
@@ -219,112 +96,107 @@ pub(super) async fn rotate_refresh(
     Ok((if rotated { RotationOutcome::Rotated } else { RotationOutcome::Reused }, listed))
 }
 
-/// Logout, in one statement: end the session (kept listed until its newest
-/// refresh token would expire, or `$4` if its row is gone) and list the token.
+/// Logout, in one statement: end session `$1` (kept listed until its newest
+/// refresh token would expire, or `$6` if its row is gone) and list token
+/// `$2`.
 static REVOKE_TOKEN_AND_SESSION: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH ended AS (
-             UPDATE sessions SET revoked_at = COALESCE(revoked_at, $5), refresh_jti = NULL
-             WHERE id = $3 RETURNING expires_at),
+             UPDATE sessions SET revoked_at = COALESCE(revoked_at, $7), refresh_jti = NULL
+             WHERE id = $1 RETURNING expires_at),
          wanted (jti, expires_at, reason) AS (
-             VALUES ($1::uuid, $2::timestamptz, $7::text),
-                    ($3, GREATEST((SELECT expires_at FROM ended), $4), $7))
+             VALUES ($2::uuid, $3::timestamptz, $5::text),
+                    ($1, GREATEST((SELECT expires_at FROM ended), $6), $5))
          {}",
-        list_wanted("$6", "$5")
+        list_wanted("$4", "$7")
     )
 });
 
-pub(super) async fn revoke_token_and_session(
+pub(in crate::db) async fn revoke_token_and_session(
     pool: &PgPool,
+    sid: SessionId,
     token: &Revocation,
-    sid: Uuid,
     session_fallback_expiry: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
     let rows: Vec<ListedRow> = sqlx::query_as(REVOKE_TOKEN_AND_SESSION.as_str())
+        .bind(sid)
         .bind(token.jti)
         .bind(token.expires_at)
-        .bind(sid)
-        .bind(session_fallback_expiry)
-        .bind(now)
         .bind(token.user_id)
         .bind(token.reason.as_str())
+        .bind(session_fallback_expiry)
+        .bind(now)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().filter_map(listed).collect())
 }
 
-/// Ends one live session of `$2` (a DBA's revocation counts as ended), if
-/// `$4` is null or its current refresh token, and lists it: one statement.
+/// Ends live session `$2` of user `$1` (a DBA's revocation counts as
+/// ended), if `$3` is null or its current refresh token, and lists it: one
+/// statement.
 static END_SESSION: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH ended AS (
-             UPDATE sessions s SET revoked_at = $3, refresh_jti = NULL
-             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3
-               AND ($4::uuid IS NULL OR s.refresh_jti = $4)
+             UPDATE sessions s SET revoked_at = $5, refresh_jti = NULL
+             WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $5
+               AND ($3::uuid IS NULL OR s.refresh_jti = $3)
                AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = s.id)
              RETURNING s.id, s.expires_at),
-         wanted (jti, expires_at, reason) AS (SELECT id, expires_at, $5::text FROM ended)
+         wanted (jti, expires_at, reason) AS (SELECT id, expires_at, $4::text FROM ended)
          {}",
-        list_wanted("$2", "$3")
+        list_wanted("$1", "$5")
     )
 });
 
-pub(super) async fn end_session(
+pub(in crate::db) async fn end_session(
     pool: &PgPool,
-    sid: Uuid,
-    user_id: Uuid,
-    refresh_jti: Option<Uuid>,
+    user_id: UserId,
+    sid: SessionId,
+    refresh_jti: Option<TokenId>,
     reason: Reason,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
     let rows: Vec<ListedRow> = sqlx::query_as(END_SESSION.as_str())
-        .bind(sid)
         .bind(user_id)
-        .bind(now)
+        .bind(sid)
         .bind(refresh_jti)
         .bind(reason.as_str())
+        .bind(now)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().filter_map(listed).collect())
 }
 
-/// Lists one token unless it or its session is listed already: one statement.
+/// Lists token `$2` unless it or its session `$1` (when known) is listed
+/// already: one statement.
 static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH wanted (jti, expires_at, reason) AS (
-             SELECT $1::uuid, $2::timestamptz, $6::text
-             WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1, $3)))
+             SELECT $2::uuid, $3::timestamptz, $5::text
+             WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1::uuid, $2)))
          {}",
-        list_wanted("$4", "$5")
+        list_wanted("$4", "$6")
     )
 });
 
 /// Lists `token` unless it or its session `sid` is listed already.
-pub(super) async fn list_unless_listed(
+pub(in crate::db) async fn list_unless_listed(
     pool: &PgPool,
+    sid: Option<SessionId>,
     token: &Revocation,
-    sid: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
     let rows: Vec<ListedRow> = sqlx::query_as(LIST_UNLESS_LISTED.as_str())
+        .bind(sid)
         .bind(token.jti)
         .bind(token.expires_at)
-        .bind(sid)
         .bind(token.user_id)
-        .bind(now)
         .bind(token.reason.as_str())
+        .bind(now)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().filter_map(listed).collect())
-}
-
-/// The owner of a session, if the session exists.
-pub(super) async fn session_owner(pool: &PgPool, sid: Uuid) -> Result<Option<Uuid>, DbError> {
-    Ok(sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
-        .bind(sid)
-        .fetch_optional(pool)
-        .await?)
 }
 
 /// A session sweep (logout-all, scope=others, password change) in one round
@@ -370,7 +242,7 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-pub(super) async fn sweep_sessions(
+pub(in crate::db) async fn sweep_sessions(
     pool: &PgPool,
     sweep: &SessionSweep,
     now: DateTime<Utc>,
@@ -391,11 +263,11 @@ pub(super) async fn sweep_sessions(
     Ok((live as u64, listed_rows.into_iter().filter_map(listed).collect()))
 }
 
-pub(super) async fn is_revoked(pool: &PgPool, jti: Uuid, sid: Uuid) -> Result<bool, DbError> {
+pub(in crate::db) async fn is_revoked(pool: &PgPool, sid: SessionId, jti: TokenId) -> Result<bool, DbError> {
     let revoked =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1 OR jti = $2)")
-            .bind(jti)
             .bind(sid)
+            .bind(jti)
             .fetch_one(pool)
             .await?;
     Ok(revoked)

@@ -1,24 +1,24 @@
 //! The typed configuration: the flat keys of the Rocket figment that the HTTP
-//! contract names (`jwt_secret`, `access_token_ttl`, ...), their defaults and
-//! ranges, and the one place the signing secret is resolved and validated at
-//! ignite. Errors name the key at fault.
+//! contract names (`jwt_secret`, `access_token_ttl`, ...) and
+//! `databases.main`, each with its one default and its range. [`stage`]
+//! reads and checks it once, at ignite, and manages it; every other stage
+//! and every route reads it from Rocket's state. Errors name the key at
+//! fault. `Rocket.toml` shows every key with its default (a test compares).
+
+mod database;
+mod secret;
+
+pub use database::{default_database_url, DbConfig};
+pub use secret::{Secret, MIN_SECRET_BYTES, SECRET_FILE};
 
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
+use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
-use rocket::serde::Deserialize;
-
-/// HS256 keys shorter than this are refused at start (RFC 7518 §3.2 asks for a
-/// key at least as long as the hash output).
-pub const MIN_SECRET_BYTES: usize = 32;
-
-/// Name of the generated secret inside the data folder.
-const SECRET_FILE: &str = "jwt_secret";
+use rocket::serde::{Deserialize, Serialize};
 
 /// Longest token lifetime accepted: ten years, far inside what a timestamp
 /// holds, so `now + ttl` can never overflow.
@@ -27,17 +27,18 @@ const MAX_TTL: u64 = 10 * 365 * 86_400;
 const MAX_LEEWAY: u64 = 86_400;
 /// A purge timer longer than a year is a typo.
 const MAX_PURGE_INTERVAL: u64 = 365 * 86_400;
-/// A throttling window longer than a day locks people out, not guessers.
+/// A throttling window longer than a day locks people out, not guesses.
 const MAX_FAILURE_WINDOW: u64 = 86_400;
 /// More places in the hashing queue than this only hides an overload.
 const MAX_HASH_QUEUE: u64 = 65_536;
 
 /// Application settings read from `Rocket.toml` and `ROCKET_*` variables.
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[serde(crate = "rocket::serde")]
 pub struct AppConfig {
-    /// The HS256 key. `None` means: use (or create) `<data_dir>/jwt_secret`.
-    #[serde(default)]
+    /// The instance secret (the HS256 key). `None` means: use (or create)
+    /// `<data_dir>/jwt_secret`. Never serialized.
+    #[serde(default, skip_serializing)]
     pub jwt_secret: Option<Secret>,
     #[serde(default = "defaults::access_token_ttl")]
     pub access_token_ttl: u64,
@@ -75,9 +76,30 @@ pub struct AppConfig {
     pub cors_allowed_origins: Vec<String>,
     /// `text` for people, `json` for log shippers.
     #[serde(default)]
-    pub log_format: crate::logging::LogFormat,
+    pub log_format: LogFormat,
+    /// `databases.main`.
+    #[serde(default)]
+    pub databases: Databases,
 }
 
+/// `databases`: the one database, `main`.
+#[derive(Deserialize, Serialize, Clone, Default, PartialEq, Eq)]
+#[serde(crate = "rocket::serde")]
+pub struct Databases {
+    #[serde(default)]
+    pub main: DbConfig,
+}
+
+/// `log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(crate = "rocket::serde", rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Every default of the configuration, here and nowhere else.
 mod defaults {
     use std::path::PathBuf;
 
@@ -96,8 +118,9 @@ mod defaults {
     pub fn data_dir() -> PathBuf {
         PathBuf::from("data")
     }
+    /// About 170 MB of entries.
     pub fn revocation_cache_capacity() -> usize {
-        crate::db::DEFAULT_CACHE_CAPACITY
+        2_000_000
     }
     pub fn login_max_failures() -> u32 {
         5
@@ -142,34 +165,33 @@ pub enum ConfigError {
     Io { action: &'static str, path: PathBuf, source: io::Error },
 }
 
-/// A duration in seconds within `min..=max`.
-fn in_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    within(key, value, min, max, " seconds")
-}
-
-/// A count within `min..=max`.
-fn count_in_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    within(key, value, min, max, "")
-}
-
-fn within(key: &'static str, value: u64, min: u64, max: u64, unit: &'static str) -> Result<(), ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange { key, value, min, max, unit })
-    }
+/// Reads and checks the configuration once, at ignite, and manages it;
+/// refuses to start, with a message naming the key, when a value is out of
+/// range. Attach it first: the other stages read [`AppConfig`] from state.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("Configuration", |rocket| async {
+        match AppConfig::from_figment(rocket.figment()) {
+            Ok(config) => Ok(rocket.manage(config)),
+            Err(error) => {
+                log::error!("refusing to start: {error}");
+                Err(rocket)
+            }
+        }
+    })
 }
 
 impl AppConfig {
     /// Extracts the settings and checks every value against its range.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
         let config: AppConfig = figment.extract().map_err(Box::new)?;
-        in_range("access_token_ttl", config.access_token_ttl, 1, MAX_TTL)?;
-        in_range("refresh_token_ttl", config.refresh_token_ttl, 1, MAX_TTL)?;
-        in_range("leeway", config.leeway, 0, MAX_LEEWAY)?;
-        in_range("purge_interval", config.purge_interval, 0, MAX_PURGE_INTERVAL)?;
-        in_range("login_failure_window", config.login_failure_window, 1, MAX_FAILURE_WINDOW)?;
-        count_in_range("hash_queue", config.hash_queue as u64, 1, MAX_HASH_QUEUE)?;
+        let seconds = |key, value, min, max| within(key, value, min, max, " seconds");
+        seconds("access_token_ttl", config.access_token_ttl, 1, MAX_TTL)?;
+        seconds("refresh_token_ttl", config.refresh_token_ttl, 1, MAX_TTL)?;
+        seconds("leeway", config.leeway, 0, MAX_LEEWAY)?;
+        seconds("purge_interval", config.purge_interval, 0, MAX_PURGE_INTERVAL)?;
+        seconds("login_failure_window", config.login_failure_window, 1, MAX_FAILURE_WINDOW)?;
+        within("hash_queue", config.hash_queue as u64, 1, MAX_HASH_QUEUE, "")?;
+        config.databases.main.check()?;
         if config.issuer.is_empty() {
             return Err(ConfigError::EmptyIssuer);
         }
@@ -187,20 +209,26 @@ impl AppConfig {
     /// folder, generated (mode 0600) on first start. Either way it must be at
     /// least [`MIN_SECRET_BYTES`] long.
     pub fn resolve_secret(&self) -> Result<Secret, ConfigError> {
-        match &self.jwt_secret {
-            Some(secret) if secret.0.len() < MIN_SECRET_BYTES => {
-                Err(ConfigError::ShortSecret(secret.0.len()))
-            }
-            Some(secret) => Ok(secret.clone()),
-            None => {
-                let path = self.data_dir.join(SECRET_FILE);
-                let secret = load_or_generate_secret(&self.data_dir)?;
-                match secret.0.len() {
-                    len if len < MIN_SECRET_BYTES => Err(ConfigError::ShortSecretFile { path, len }),
-                    _ => Ok(secret),
-                }
-            }
-        }
+        secret::resolve(self.jwt_secret.as_ref(), &self.data_dir)
+    }
+
+    /// `databases.main.url`, or the SQLite file in `data_dir`.
+    pub fn database_url(&self) -> String {
+        self.databases.main.url.clone().unwrap_or_else(|| default_database_url(&self.data_dir))
+    }
+
+    /// How long a session's blocklist row must last to cover every token of
+    /// it: the longer of the two lifetimes.
+    pub fn session_ttl(&self) -> u64 {
+        self.access_token_ttl.max(self.refresh_token_ttl)
+    }
+}
+
+fn within(key: &'static str, value: u64, min: u64, max: u64, unit: &'static str) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { key, value, min, max, unit })
     }
 }
 
@@ -226,64 +254,6 @@ fn is_exact_origin(origin: &str) -> bool {
         && port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0) && !port.starts_with(['+', '0']))
 }
 
-fn load_or_generate_secret(data_dir: &Path) -> Result<Secret, ConfigError> {
-    let path = data_dir.join(SECRET_FILE);
-    let io_error = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| ConfigError::Io { action, path, source }
-    };
-    match fs::read_to_string(&path) {
-        Ok(text) => return Ok(Secret(text.trim().to_owned())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("read", &path)(e)),
-    }
-
-    fs::create_dir_all(data_dir).map_err(io_error("create the data folder", data_dir))?;
-    let mut bytes = [0u8; 48];
-    OsRng.fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(&path) {
-        Ok(mut file) => {
-            file.write_all(secret.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(io_error("write", &path))?;
-            log::warn!("no jwt_secret configured: generated one into {} (mode 0600)", path.display());
-            Ok(Secret(secret))
-        }
-        // Another instance sharing the data folder won the race: use its secret.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::read_to_string(&path)
-            .map(|text| Secret(text.trim().to_owned()))
-            .map_err(io_error("read", &path)),
-        Err(e) => Err(io_error("create", &path)(e)),
-    }
-}
-
-/// A secret string whose `Debug` never shows the value, so it cannot end up
-/// in a log line by accident.
-#[derive(Deserialize, Clone)]
-#[serde(crate = "rocket::serde", transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 impl fmt::Debug for AppConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppConfig")
@@ -301,6 +271,10 @@ impl fmt::Debug for AppConfig {
             .field("cookie_secure", &self.cookie_secure)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("log_format", &self.log_format)
+            .field("databases.main", &self.databases.main)
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The Postgres implementation of [`Store`](super::Store): native `uuid` and
+//! `timestamptz` columns, `FOR UPDATE SKIP LOCKED` batches and an advisory lock
+//! so that only one instance purges at a time. This file: connecting,
+//! migrating, accounts and sessions; `revoke.rs`: the revoking writes;
+//! `purge.rs`: the purge.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::ConnectOptions;
+
+use super::model::{Device, SessionInfo};
+use super::{DbError, NewSession, SessionId, User, UserId};
+use crate::config::DbConfig;
+
+mod purge;
+mod revoke;
+pub(super) use purge::purge_expired;
+pub(super) use revoke::{
+    end_session, is_revoked, list_unless_listed, revoke_token_and_session, rotate_refresh, sweep_sessions,
+    until_ms,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+type UserRow = (UserId, String, String, DateTime<Utc>, i64);
+
+fn user_from_row((id, username, password_hash, created_at, session_generation): UserRow) -> User {
+    User { id, username, password_hash, created_at, session_generation }
+}
+
+pub(super) async fn connect(url: &str, database: &DbConfig, timeout: Duration) -> Result<PgPool, DbError> {
+    let options =
+        PgConnectOptions::from_str(url)?.application_name("jwt-blocklist").disable_statement_logging();
+    Ok(super::pool_options(database, timeout).connect_with(options).await?)
+}
+
+pub(super) async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+pub(super) async fn ping(pool: &PgPool) -> Result<(), DbError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+pub(super) async fn insert_user(pool: &PgPool, user: &User) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(user.created_at)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn user_by_username(pool: &PgPool, username: &str) -> Result<Option<User>, DbError> {
+    // lower(username) is what users_username_lower_key indexes.
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, username, password_hash, created_at, session_generation FROM users
+         WHERE lower(username) = lower($1)",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(user_from_row))
+}
+
+pub(super) async fn user_by_id(pool: &PgPool, user_id: UserId) -> Result<Option<User>, DbError> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT id, username, password_hash, created_at, session_generation FROM users WHERE id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(user_from_row))
+}
+
+/// Inserts the session if the user's `session_generation` is still the one
+/// the login read. The user row is locked FOR KEY SHARE in the same
+/// statement: a sweep holding it FOR UPDATE makes this wait for its commit,
+/// after which the row is checked again (READ COMMITTED re-reads a locked
+/// row) and the new generation refuses the insert; a sweep that comes later
+/// waits for this commit and ends the session it sees.
+pub(super) async fn insert_session(pool: &PgPool, session: &NewSession) -> Result<bool, DbError> {
+    let inserted = sqlx::query(
+        "WITH owner AS (
+             SELECT id FROM users WHERE id = $2 AND session_generation = $7 FOR KEY SHARE)
+         INSERT INTO sessions (id, user_id, refresh_jti, expires_at, user_agent, ip)
+         SELECT $1, owner.id, $3, $4, $5, $6::inet FROM owner",
+    )
+    .bind(session.id)
+    .bind(session.user_id)
+    .bind(session.refresh_jti)
+    .bind(session.expires_at)
+    .bind(session.device.user_agent.as_deref())
+    .bind(session.device.ip.map(|ip| ip.to_string()))
+    .bind(session.generation)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+type SessionRow =
+    (SessionId, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>, Option<String>);
+
+/// The user's live sessions (neither revoked, by the service or by hand, nor
+/// expired at `now`), newest first.
+pub(super) async fn sessions_of(
+    pool: &PgPool,
+    user_id: UserId,
+    now: DateTime<Utc>,
+) -> Result<Vec<SessionInfo>, DbError> {
+    let rows: Vec<SessionRow> = sqlx::query_as(
+        "SELECT s.id, s.created_at, s.expires_at, s.refreshed_at, s.user_agent, host(s.ip)
+         FROM sessions s
+         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+           AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = s.id)
+         ORDER BY s.created_at DESC, s.id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, created_at, expires_at, refreshed_at, user_agent, ip)| SessionInfo {
+            id,
+            created_at,
+            expires_at,
+            refreshed_at,
+            device: Device { user_agent, ip: ip.and_then(|ip| ip.parse().ok()) },
+        })
+        .collect())
+}
+
+/// The owner of a session, if the session exists.
+pub(super) async fn session_owner(pool: &PgPool, sid: SessionId) -> Result<Option<UserId>, DbError> {
+    Ok(sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
+        .bind(sid)
+        .fetch_optional(pool)
+        .await?)
+}

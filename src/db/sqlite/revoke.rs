@@ -1,0 +1,244 @@
+//! The SQLite revoking writes: each one transaction that takes the write
+//! lock with its first statement (SQLite has one writer at a time), and one
+//! multi-row upsert into `revoked_tokens` ([`list_wanted`]) that returns the
+//! rows listed, with their expiry computed by SQLite, for this instance's
+//! memory.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqlitePool;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::{parse_time, parse_uuid, text, until_ms};
+use crate::db::model::{Listed, SessionSweep};
+use crate::db::{DbError, Reason, Revocation, Rotation, RotationOutcome, SessionId, TokenId, UserId};
+
+pub(in crate::db) async fn rotate_refresh(
+    pool: &SqlitePool,
+    rotation: &Rotation,
+) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
+    let mut tx = pool.begin().await?;
+    // Compare-and-set under SQLite's single writer lock: one rotation matches.
+    let rotated = sqlx::query(
+        "UPDATE sessions SET refresh_jti = ?3, expires_at = ?4, refreshed_at = ?5
+         WHERE id = ?1 AND refresh_jti = ?2 AND revoked_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN (?1, ?2))",
+    )
+    .bind(rotation.sid.to_string())
+    .bind(rotation.presented_jti.to_string())
+    .bind(rotation.next_jti.to_string())
+    .bind(text(rotation.next_expires_at))
+    .bind(text(rotation.now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    // A rotation lists nothing: the session's new refresh_jti refuses the
+    // used-up token. Anything else ends the session.
+    if rotated {
+        tx.commit().await?;
+        return Ok((RotationOutcome::Rotated, Vec::new()));
+    }
+    let ended = mark_session_revoked(&mut tx, rotation.sid, rotation.now).await?;
+    let wanted = (rotation.sid.0, later(ended, rotation.presented_expires_at), Reason::RefreshReuse);
+    let listed = list_wanted(&mut tx, &[wanted], Some(rotation.user_id), rotation.now).await?;
+    tx.commit().await?;
+    Ok((RotationOutcome::Reused, listed.into_iter().map(|(row, _)| row).collect()))
+}
+
+pub(in crate::db) async fn revoke_token_and_session(
+    pool: &SqlitePool,
+    sid: SessionId,
+    token: &Revocation,
+    session_fallback_expiry: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, DbError> {
+    let mut tx = pool.begin().await?;
+    let ended = mark_session_revoked(&mut tx, sid, now).await?;
+    let wanted = [
+        (token.jti.0, token.expires_at, token.reason),
+        (sid.0, later(ended, session_fallback_expiry), token.reason),
+    ];
+    let listed = list_wanted(&mut tx, &wanted, token.user_id, now).await?;
+    tx.commit().await?;
+    Ok(listed.into_iter().map(|(row, _)| row).collect())
+}
+
+/// A session sweep (logout-all, scope=others, password change) in one
+/// transaction. One writer at a time: a login's session insert commits before
+/// this transaction's first write or waits until it ends.
+pub(in crate::db) async fn sweep_sessions(
+    pool: &SqlitePool,
+    sweep: &SessionSweep,
+    now: DateTime<Utc>,
+    cutoff: DateTime<Utc>,
+) -> Result<(u64, Vec<Listed>), DbError> {
+    let user = sweep.user_id.to_string();
+    let mut tx = pool.begin().await?;
+    // Counting the sweep refuses the sessions of logins still checking the
+    // password (see insert_session).
+    sqlx::query(
+        "UPDATE users SET session_generation = session_generation + 1,
+                          password_hash = coalesce(?2, password_hash)
+         WHERE id = ?1",
+    )
+    .bind(&user)
+    .bind(sweep.new_password_hash.as_deref())
+    .execute(&mut *tx)
+    .await?;
+    let ended: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE sessions SET revoked_at = ?2, refresh_jti = NULL
+         WHERE user_id = ?1 AND revoked_at IS NULL AND julianday(expires_at) > julianday(?3)
+           AND id IS NOT ?4
+         RETURNING id, strftime('%Y-%m-%dT%H:%M:%fZ', expires_at)",
+    )
+    .bind(&user)
+    .bind(text(now))
+    .bind(text(cutoff))
+    .bind(sweep.keep.map(|sid| sid.to_string()))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut wanted = Vec::with_capacity(ended.len());
+    for (sid, expires_at) in ended {
+        wanted.push((parse_uuid(&sid)?, parse_time(&expires_at)?, sweep.reason));
+    }
+    let listed = list_wanted(&mut tx, &wanted, Some(sweep.user_id), now).await?;
+    tx.commit().await?;
+    // A session a DBA had already revoked by hand was not live.
+    let now_ms = now.timestamp_millis();
+    let live = listed.iter().filter(|(row, new)| *new && row.until_ms > now_ms).count();
+    Ok((live as u64, listed.into_iter().map(|(row, _)| row).collect()))
+}
+
+/// Ends one live session of the user (a DBA's revocation counts as ended),
+/// if `refresh_jti` is `None` or its current refresh token, and lists it.
+pub(in crate::db) async fn end_session(
+    pool: &SqlitePool,
+    user_id: UserId,
+    sid: SessionId,
+    refresh_jti: Option<TokenId>,
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, DbError> {
+    let mut tx = pool.begin().await?;
+    let ended: Option<String> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = ?4, refresh_jti = NULL
+         WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL
+           AND julianday(expires_at) > julianday(?4)
+           AND (?3 IS NULL OR refresh_jti = ?3)
+           AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = sessions.id)
+         RETURNING strftime('%Y-%m-%dT%H:%M:%fZ', expires_at)",
+    )
+    .bind(user_id.to_string())
+    .bind(sid.to_string())
+    .bind(refresh_jti.map(|jti| jti.to_string()))
+    .bind(text(now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(expires_at) = ended else {
+        return Ok(Vec::new());
+    };
+    let wanted = [(sid.0, parse_time(&expires_at)?, reason)];
+    let listed = list_wanted(&mut tx, &wanted, Some(user_id), now).await?;
+    tx.commit().await?;
+    Ok(listed.into_iter().map(|(row, _)| row).collect())
+}
+
+/// Lists `token` unless it or its session `sid` (when known) is listed
+/// already.
+pub(in crate::db) async fn list_unless_listed(
+    pool: &SqlitePool,
+    sid: Option<SessionId>,
+    token: &Revocation,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, DbError> {
+    // The write lock first, so the check and the insert see one state.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if is_listed(&mut tx, sid.map(|sid| sid.0), token.jti.0).await? {
+        return Ok(Vec::new());
+    }
+    let wanted = [(token.jti.0, token.expires_at, token.reason)];
+    let listed = list_wanted(&mut tx, &wanted, token.user_id, now).await?;
+    tx.commit().await?;
+    Ok(listed.into_iter().map(|(row, _)| row).collect())
+}
+
+/// Marks the session revoked; returns when its newest refresh token expires
+/// (`None` if its row is gone). Session expiries are read back through
+/// `strftime` here and in the sweeps, so whatever form the column holds
+/// (any the CHECK accepts), a revocation never fails to parse it.
+async fn mark_session_revoked(
+    conn: &mut SqliteConnection,
+    sid: SessionId,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    let expires_at: Option<String> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?2), refresh_jti = NULL
+         WHERE id = ?1 RETURNING strftime('%Y-%m-%dT%H:%M:%fZ', expires_at)",
+    )
+    .bind(sid.to_string())
+    .bind(text(now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    expires_at.as_deref().map(parse_time).transpose()
+}
+
+fn later(time: Option<DateTime<Utc>>, floor: DateTime<Utc>) -> DateTime<Utc> {
+    time.map_or(floor, |time| time.max(floor))
+}
+
+/// Rows per INSERT: five parameters each, far inside SQLite's limit.
+const LIST_CHUNK: usize = 500;
+
+/// Lists `wanted` (jti, expires_at, reason) for `user` at `now` in one
+/// statement per chunk, extending an existing row's expiry but never
+/// shortening it; returns the rows listed, each with whether it is new.
+async fn list_wanted(
+    conn: &mut SqliteConnection,
+    wanted: &[(Uuid, DateTime<Utc>, Reason)],
+    user: Option<UserId>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Listed, bool)>, DbError> {
+    let mut listed = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(LIST_CHUNK) {
+        let rows = vec!["(?, ?, (SELECT id FROM users WHERE id = ?), ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO revoked_tokens (jti, expires_at, user_id, revoked_at, reason) VALUES {rows}
+             ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at
+                 WHERE julianday(revoked_tokens.expires_at) < julianday(excluded.expires_at)
+             RETURNING jti, {}, reason, revoked_at = ?",
+            until_ms("expires_at")
+        );
+        let mut query = sqlx::query_as::<_, (String, i64, String, bool)>(&sql);
+        for (jti, expires_at, reason) in chunk {
+            query = query
+                .bind(jti.to_string())
+                .bind(text(*expires_at))
+                .bind(user.map(|id| id.to_string()))
+                .bind(text(now))
+                .bind(reason.as_str());
+        }
+        for (jti, until_ms, reason, new) in query.bind(text(now)).fetch_all(&mut *conn).await? {
+            listed.push((Listed { id: parse_uuid(&jti)?, until_ms, reason }, new));
+        }
+    }
+    Ok(listed)
+}
+
+pub(in crate::db) async fn is_revoked(
+    pool: &SqlitePool,
+    sid: SessionId,
+    jti: TokenId,
+) -> Result<bool, DbError> {
+    is_listed(&mut *pool.acquire().await?, Some(sid.0), jti.0).await
+}
+
+/// Whether `jti` or `sid` (when known) has a row.
+async fn is_listed(conn: &mut SqliteConnection, sid: Option<Uuid>, jti: Uuid) -> Result<bool, DbError> {
+    let revoked = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN (?1, ?2))")
+        .bind(sid.map(|sid| sid.to_string()))
+        .bind(jti.to_string())
+        .fetch_one(conn)
+        .await?;
+    Ok(revoked)
+}

@@ -1,0 +1,112 @@
+//! What operators poll: `GET /health` (the database, and the revocation
+//! memory's state) and `GET /metrics` (Prometheus text, from `metrics.rs`).
+
+use std::time::Duration;
+
+use rocket::http::{ContentType, Status};
+use rocket::serde::json::Json;
+use rocket::{get, routes, Route, State};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::db::{Store, MAX_STALENESS};
+use crate::metrics::{self, MemoryState};
+
+pub fn routes() -> Vec<Route> {
+    routes![health, scrape]
+}
+
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(health, scrape))]
+pub(crate) struct Doc;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum HealthStatus {
+    Ok,
+    Unavailable,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: HealthStatus,
+    /// Present when the database answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation_cache: Option<RevocationCache>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum CacheMode {
+    /// Answered from memory, confirmed current within `max_staleness_ms`.
+    Live,
+    /// Answered by the database (loading, reconnecting, stalled, or over capacity).
+    Fallback,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RevocationCache {
+    mode: CacheMode,
+    entries: usize,
+    staleness_ms: u64,
+    max_staleness_ms: u64,
+    over_capacity: bool,
+}
+
+#[utoipa::path(
+    summary = "Health",
+    description = "Whether the database answers, and the state of the revocation memory (`live`: answered from memory, confirmed current within `max_staleness_ms`; `fallback`: the database answers).",
+    tag = "operators",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database cannot be reached", body = Health,
+            example = json!({ "status": "unavailable" })),
+    )
+)]
+#[get("/health")]
+async fn health(store: &State<Store>) -> (Status, Json<Health>) {
+    match store.ping().await {
+        Ok(()) => {
+            let cache = store.revocation_cache();
+            let revocation_cache = RevocationCache {
+                mode: if cache.trusted { CacheMode::Live } else { CacheMode::Fallback },
+                entries: cache.entries,
+                staleness_ms: cache.staleness_ms,
+                max_staleness_ms: MAX_STALENESS.as_millis() as u64,
+                over_capacity: cache.overflowed,
+            };
+            (Status::Ok, Json(Health { status: HealthStatus::Ok, revocation_cache: Some(revocation_cache) }))
+        }
+        Err(error) => {
+            log::warn!("health check failed: {error}");
+            (
+                Status::ServiceUnavailable,
+                Json(Health { status: HealthStatus::Unavailable, revocation_cache: None }),
+            )
+        }
+    }
+}
+
+/// The scrape: request counts and latencies as they are, plus the revocation
+/// memory's state read now.
+#[utoipa::path(
+    summary = "Metrics (Prometheus)",
+    tag = "operators",
+    responses((status = 200, description = "Prometheus text format 0.0.4 (see README: Operators)",
+        content_type = "text/plain", body = String))
+)]
+#[get("/metrics")]
+fn scrape(store: &State<Store>) -> (ContentType, String) {
+    let cache = store.revocation_cache();
+    let memory = MemoryState {
+        entries: cache.entries,
+        trusted: cache.trusted,
+        staleness: Duration::from_millis(cache.staleness_ms),
+        polls: cache.polls,
+    };
+    (
+        ContentType::new("text", "plain").with_params([("version", "0.0.4"), ("charset", "utf-8")]),
+        metrics::render(memory),
+    )
+}
