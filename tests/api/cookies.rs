@@ -6,7 +6,7 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{claims_of, Backend, TestApp, TestResponse, PASSWORD};
+use crate::helpers::{bearer, claims_of, Backend, TestApp, TestResponse, PASSWORD};
 
 /// Registers alice and logs her in with the cookie transport.
 async fn cookie_login(app: &TestApp) -> TestResponse {
@@ -130,18 +130,18 @@ async fn bearer_requests_need_no_csrf_and_the_header_beats_the_cookie(backend: B
     let cookie_access = login.set_cookie("jbl_access").unwrap().0;
     let bob = app.signup("bob").await;
 
-    let whoami = app.get_authorized("/auth/me", &format!("Bearer {}", bob.access)).await;
+    let whoami = app.caller(&bob).me().await;
     assert_eq!(whoami.body["username"], "bob", "the header wins over alice's cookie");
     let broken = app.get_authorized("/auth/me", "Bearer not.a.token").await;
     broken.assert_token_error("invalid_token");
 
     // A token sent as Bearer is not ambient: no CSRF header needed, even
     // the cookie session's own access token.
-    let logout = app.post_authorized("/auth/logout", &format!("Bearer {cookie_access}")).await;
+    let logout = app.post_authorized("/auth/logout", &bearer(&cookie_access)).await;
     assert_eq!(logout.status, Status::Ok, "{:?}", logout.body);
     assert!(logout.set_cookie("jbl_access").is_none(), "a Bearer logout leaves cookies alone");
     me(&app).await.assert_token_error("token_revoked");
-    let bob_logout = app.post_authorized("/auth/logout", &format!("Bearer {}", bob.access)).await;
+    let bob_logout = app.caller(&bob).logout().await;
     assert_eq!(bob_logout.status, Status::Ok);
 }
 

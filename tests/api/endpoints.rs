@@ -97,7 +97,7 @@ async fn me_returns_the_caller(backend: Backend) {
     let registered = app.register("alice", PASSWORD).await;
     let tokens = app.login_ok("alice").await;
 
-    let response = app.get_authorized("/auth/me", &format!("Bearer {}", tokens.access)).await;
+    let response = app.caller(&tokens).me().await;
 
     assert_eq!(response.status, Status::Ok);
     assert_eq!(response.body, registered.body);
@@ -131,7 +131,7 @@ async fn logout_all_revokes_every_session_and_counts_the_live_ones(backend: Back
     app.logout(&third.access).await;
     let bob = app.signup("bob").await;
 
-    let response = app.post_authorized("/auth/logout-all", &format!("Bearer {}", first.access)).await;
+    let response = app.caller(&first).logout_all().await;
 
     assert_eq!(response.status, Status::Ok, "{:?}", response.body);
     assert_eq!(

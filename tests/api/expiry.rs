@@ -3,7 +3,9 @@
 //! re-admits its token; memory keeps an entry until `expires_at + leeway` and
 //! no longer.
 
-use chrono::{SecondsFormat, SubsecRound, Utc};
+use chrono::{SecondsFormat, SubsecRound, TimeZone, Utc};
+use jwt_blocklist::auth::jwt::TokenType;
+use jwt_blocklist::error::ApiError;
 use jwt_blocklist::purge::purge_expired;
 use uuid::Uuid;
 
@@ -19,26 +21,21 @@ async fn a_token_is_expired_from_exp_plus_leeway_not_a_second_later(backend: Bac
     let app = TestApp::spawn_with(backend, |f| f.merge(("leeway", LEEWAY))).await;
     let tokens = app.signup("alice").await;
     let (user, sid) = (claim(&tokens.access, "sub"), claim(&tokens.access, "sid"));
-    // Asked 0.2 s into the second at whose start it expired (the old check
-    // compared whole seconds and accepted it for that whole second).
-    let asked_at = early_in_a_second();
-    let exp = asked_at.floor() as i64 - LEEWAY;
+    let exp = now() + 60;
     let token = forge_access(&app.secret, &user, &sid, exp);
+    let expired_at = Utc.timestamp_opt(exp + LEEWAY, 0).single().expect("a time");
+    let verify_at = |at| app.auth().jwt.verify_at(&token, TokenType::Access, at);
 
-    sleep_until_unix(asked_at).await;
+    // Asked 0.2 s into the second at whose start it expired (the old check
+    // compared whole seconds and accepted it for that whole second), and a
+    // microsecond before that start; with a clock, not a sleep.
+    let asked = verify_at(expired_at + chrono::Duration::milliseconds(200));
+    let just_before = verify_at(expired_at - chrono::Duration::microseconds(1));
 
-    app.protected(&token).await.assert_token_error("token_expired");
-}
-
-/// A wall-clock instant 0.2 s into the current second, or into the next one
-/// when too little of this one is left for the test to run in.
-fn early_in_a_second() -> f64 {
-    let now = Utc::now().timestamp_micros() as f64 / 1e6;
-    if now.fract() < 0.5 {
-        now.floor() + 0.2
-    } else {
-        now.floor() + 1.2
-    }
+    assert!(matches!(asked, Err(ApiError::TokenExpired)), "{asked:?}");
+    assert!(just_before.is_ok(), "{just_before:?}");
+    let past = forge_access(&app.secret, &user, &sid, now() - LEEWAY - 1);
+    app.protected(&past).await.assert_token_error("token_expired");
 }
 
 async fn a_purged_revocation_never_readmits_its_token(backend: Backend) {
@@ -56,6 +53,8 @@ async fn a_purged_revocation_never_readmits_its_token(backend: Backend) {
     })
     .await;
 
+    // The purge goes by the database's clock (Postgres' now()), which no
+    // hook can move: this one waits for the wall clock.
     sleep_until_unix((exp + LEEWAY) as f64 + 0.05).await;
     let counts = purge_expired(app.store()).await.expect("purge").expect("not locked");
     assert_eq!(counts.revoked_tokens, 2, "the token's row and its session's");

@@ -125,7 +125,7 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         let (_, _, bearer) = http(port, "POST", "/auth/login", &[], Some(&credentials)).await;
         let (access, refresh) =
             (bearer["access_token"].as_str().unwrap(), bearer["refresh_token"].as_str().unwrap());
-        let authorization = format!("Bearer {access}");
+        let authorization = crate::helpers::bearer(access);
         let (status, head, _) = http(
             port,
             "GET",

@@ -20,7 +20,9 @@ use rocket::http::Status;
 use serde_json::json;
 use sqlx::{Connection, Executor, SqliteConnection};
 
-use crate::helpers::{random_secret, wait_until, Backend, TcpProxy, TestApp, TestDb, TestResponse, PASSWORD};
+use crate::helpers::{
+    bearer, random_secret, wait_until, Backend, TcpProxy, TestApp, TestDb, TestResponse, PASSWORD,
+};
 
 /// An app with a 1-second database timeout on `url`.
 async fn spawn_at(db: std::sync::Arc<TestDb>, url: String) -> TestApp {
@@ -47,7 +49,6 @@ async fn a_postgres_outage_fails_closed_and_service_resumes_by_itself() {
 
     proxy.cut();
 
-    let bearer = |token: &str| format!("Bearer {token}");
     // The listener notices the lost connection (or the watchdog its silence)
     // and stops trusting the in-memory blocklist: from then on every check
     // needs the database, and fails closed.
@@ -71,11 +72,10 @@ async fn a_postgres_outage_fails_closed_and_service_resumes_by_itself() {
 
     proxy.restore();
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app.protected(&live.access).await.status != Status::Ok {
-        assert!(Instant::now() < deadline, "service did not resume");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until("the service resumes", Duration::from_secs(20), || async {
+        app.protected(&live.access).await.status == Status::Ok
+    })
+    .await;
     app.protected(&revoked.access).await.assert_token_error("token_revoked");
     assert_eq!(app.login("alice", PASSWORD).await.status, Status::Ok);
     assert_eq!(app.send(app.client.get("/health")).await.status, Status::Ok);

@@ -5,7 +5,7 @@ use rocket::http::{ContentType, Header, Status};
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, TestResponse, PASSWORD};
+use crate::helpers::{bearer, Backend, TestApp, TestResponse, PASSWORD};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -14,7 +14,7 @@ async fn change_password(app: &TestApp, access: &str, body: &Value) -> TestRespo
         .client
         .post("/auth/password")
         .header(ContentType::JSON)
-        .header(Header::new("Authorization", format!("Bearer {access}")))
+        .header(Header::new("Authorization", bearer(access)))
         .body(body.to_string());
     app.send(request).await
 }

@@ -8,9 +8,9 @@ use crate::backend_tests;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
-use crate::helpers::{
-    claim, claims_of, forge, now, random_secret, sleep_until_unix, unsigned, Backend, TestApp, Tokens,
-};
+use crate::helpers::{claim, claims_of, forge, now, random_secret, unsigned, Backend, TestApp, Tokens};
+use jwt_blocklist::auth::jwt::TokenType;
+use jwt_blocklist::error::ApiError;
 
 async fn refresh_rotates_into_a_new_pair_of_the_same_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -91,8 +91,14 @@ async fn refresh_with_an_expired_or_forged_token_is_rejected(backend: Backend) {
         app.refresh(&forged).await.assert_token_error("invalid_token");
     }
     assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 0, "forgeries change nothing");
-    sleep_until_unix(claims["exp"].as_f64().expect("exp")).await;
-    app.refresh(&tokens.refresh).await.assert_token_error("token_expired");
+    // Expiry with a clock, not a sleep: the token itself at its `exp`, and
+    // the same claims, correctly signed, already past it.
+    let exp = chrono::DateTime::from_timestamp(claims["exp"].as_i64().expect("exp"), 0).expect("a time");
+    let at_exp = app.auth().jwt.verify_at(&tokens.refresh, TokenType::Refresh, exp);
+    assert!(matches!(at_exp, Err(ApiError::TokenExpired)), "{at_exp:?}");
+    let mut expired = claims.clone();
+    expired["exp"] = json!(now() - 1);
+    app.refresh(&forge(&expired, &app.secret, Algorithm::HS256)).await.assert_token_error("token_expired");
 }
 
 backend_tests!(

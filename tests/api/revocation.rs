@@ -59,7 +59,7 @@ async fn a_hand_inserted_sid_revokes_the_whole_session(backend: Backend) {
     rejected_within(&app, &tokens.access, PROPAGATION_BOUND).await;
     app.refresh(&tokens.refresh).await.assert_token_error("token_revoked");
     assert_eq!(app.protected(&other_session.access).await.status, Status::Ok);
-    let response = app.post_authorized("/auth/logout-all", &format!("Bearer {}", other_session.access)).await;
+    let response = app.caller(&other_session).logout_all().await;
     assert_eq!(response.body["revoked_sessions"], 1, "the hand-revoked session was not live");
 }
 

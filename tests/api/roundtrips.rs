@@ -29,7 +29,7 @@ async fn each_revoking_call_is_one_round_trip_on_postgres() {
     assert_eq!(proxy.statements() - before, 2, "refresh: the user's name, then the rotation");
 
     let before = proxy.statements();
-    let response = app.post_authorized("/auth/logout-all", &format!("Bearer {}", third.access)).await;
+    let response = app.caller(&third).logout_all().await;
     assert_eq!(response.status, Status::Ok, "{:?}", response.body);
     assert_eq!(response.body["revoked_sessions"], 2, "the refreshed session and this one");
     assert_eq!(proxy.statements() - before, 1, "logout-all");

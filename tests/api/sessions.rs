@@ -5,14 +5,10 @@ use rocket::http::Status;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{claim, Backend, TestApp, TestResponse, Tokens, PASSWORD};
+use crate::helpers::{bearer, claim, Backend, TestApp, TestResponse, Tokens, PASSWORD};
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-async fn sessions(app: &TestApp, access: &str) -> Vec<Value> {
-    let response = app.get_authorized("/auth/sessions", &bearer(access)).await;
+async fn sessions(app: &TestApp, tokens: &Tokens) -> Vec<Value> {
+    let response = app.caller(tokens).sessions().await;
     assert_eq!(response.status, Status::Ok, "{:?}", response.body);
     response.body["sessions"].as_array().expect("a sessions array").clone()
 }
@@ -23,8 +19,8 @@ async fn login_with(app: &TestApp, remote: &str, agent: Option<&str>) -> Tokens 
     Tokens::from_body(&response.body)
 }
 
-async fn delete_session(app: &TestApp, access: &str, id: &str) -> TestResponse {
-    app.delete_authorized(&format!("/auth/sessions/{id}"), &bearer(access)).await
+async fn delete_session(app: &TestApp, tokens: &Tokens, id: &str) -> TestResponse {
+    app.caller(tokens).revoke_session(id).await
 }
 
 async fn sessions_are_listed_newest_first_with_their_devices(backend: Backend) {
@@ -36,7 +32,7 @@ async fn sessions_are_listed_newest_first_with_their_devices(backend: Backend) {
     let other = login_with(&app, "198.51.100.1:1", Some(&long_agent)).await;
     app.logout(&other.access).await;
 
-    let listed = sessions(&app, &laptop.access).await;
+    let listed = sessions(&app, &laptop).await;
 
     assert_eq!(listed.len(), 2, "the logged-out session is not live: {listed:?}");
     let (newest, oldest) = (&listed[0], &listed[1]);
@@ -61,7 +57,7 @@ async fn sessions_are_listed_newest_first_with_their_devices(backend: Backend) {
     // A refresh is recorded; a missing user agent and address are null.
     assert_eq!(app.refresh(&phone.refresh).await.status, Status::Ok);
     let bare = app.login_ok("alice").await;
-    let listed = sessions(&app, &bare.access).await;
+    let listed = sessions(&app, &bare).await;
     assert_eq!(listed.len(), 3);
     assert!(listed[0]["user_agent"].is_null() && listed[0]["ip"].is_null(), "{:?}", listed[0]);
     let phone_row = listed.iter().find(|s| s["id"] == claim(&phone.access, "sid")).expect("phone");
@@ -81,20 +77,20 @@ async fn revoking_another_session_kills_its_access_and_refresh_tokens(backend: B
     let phone = app.signup("alice").await;
     let laptop = app.login_ok("alice").await;
 
-    let response = delete_session(&app, &laptop.access, &claim(&phone.access, "sid")).await;
+    let response = delete_session(&app, &laptop, &claim(&phone.access, "sid")).await;
 
     assert_eq!(response.status, Status::Ok, "{:?}", response.body);
     assert_eq!(response.body["message"], "Session revoked");
     app.assert_session_ended(&phone).await;
     assert_eq!(app.protected(&laptop.access).await.status, Status::Ok);
-    let listed = sessions(&app, &laptop.access).await;
+    let listed = sessions(&app, &laptop).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], claim(&laptop.access, "sid"));
     // Already revoked: nothing left to revoke.
-    delete_session(&app, &laptop.access, &claim(&phone.access, "sid")).await.assert_error(404, "not_found");
+    delete_session(&app, &laptop, &claim(&phone.access, "sid")).await.assert_error(404, "not_found");
 
     // The calling session itself may go too.
-    let own = delete_session(&app, &laptop.access, &claim(&laptop.access, "sid")).await;
+    let own = delete_session(&app, &laptop, &claim(&laptop.access, "sid")).await;
     assert_eq!(own.status, Status::Ok);
     app.protected(&laptop.access).await.assert_token_error("token_revoked");
 }
@@ -104,16 +100,16 @@ async fn another_users_session_is_not_found_and_nothing_leaks(backend: Backend) 
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
 
-    let theirs = delete_session(&app, &bob.access, &claim(&alice.access, "sid")).await;
-    let unknown = delete_session(&app, &bob.access, &uuid::Uuid::new_v4().to_string()).await;
-    let malformed = delete_session(&app, &bob.access, "not-a-session").await;
+    let theirs = delete_session(&app, &bob, &claim(&alice.access, "sid")).await;
+    let unknown = delete_session(&app, &bob, &uuid::Uuid::new_v4().to_string()).await;
+    let malformed = delete_session(&app, &bob, "not-a-session").await;
 
     theirs.assert_error(404, "not_found");
     assert_eq!(theirs.body, unknown.body, "the same answer for someone else's session and none");
     assert_eq!(theirs.body, malformed.body);
     assert_eq!(app.protected(&alice.access).await.status, Status::Ok, "alice's session is untouched");
     assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 0);
-    assert_eq!(sessions(&app, &bob.access).await.len(), 1, "bob sees only his own");
+    assert_eq!(sessions(&app, &bob).await.len(), 1, "bob sees only his own");
 }
 
 async fn logout_scope_others_keeps_the_caller(backend: Backend) {
@@ -123,7 +119,7 @@ async fn logout_scope_others_keeps_the_caller(backend: Backend) {
     let caller = app.login_ok("alice").await;
     let bob = app.signup("bob").await;
 
-    let response = app.post_authorized("/auth/logout?scope=others", &bearer(&caller.access)).await;
+    let response = app.caller(&caller).logout_scope("others").await;
 
     assert_eq!(response.status, Status::Ok, "{:?}", response.body);
     assert!(response.body["message"].is_string());
@@ -142,7 +138,7 @@ async fn logout_scope_global_and_local(backend: Backend) {
     let first = app.signup("alice").await;
     let caller = app.login_ok("alice").await;
 
-    let local = app.post_authorized("/auth/logout?scope=local", &bearer(&first.access)).await;
+    let local = app.caller(&first).logout_scope("local").await;
     assert_eq!(local.status, Status::Ok);
     assert_eq!(local.body["message"], "Successfully logged out");
     assert!(local.body.get("revoked_sessions").is_none(), "{:?}", local.body);
@@ -150,7 +146,7 @@ async fn logout_scope_global_and_local(backend: Backend) {
     assert_eq!(app.protected(&caller.access).await.status, Status::Ok);
 
     let third = app.login_ok("alice").await;
-    let global = app.post_authorized("/auth/logout?scope=global", &bearer(&caller.access)).await;
+    let global = app.caller(&caller).logout_scope("global").await;
     assert_eq!(global.status, Status::Ok, "{:?}", global.body);
     assert_eq!(global.body["revoked_sessions"], 2, "the caller's and the third; the first was gone");
     assert_eq!(global.body["message"], "Successfully logged out", "the contract's message");

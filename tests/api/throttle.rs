@@ -195,16 +195,8 @@ async fn a_user_logging_in_eight_at_a_time_is_never_throttled(backend: Backend) 
 async fn wrong_current_passwords_are_throttled_like_logins(backend: Backend) {
     let app = with_budget(backend, 2).await;
     let tokens = crate::helpers::Tokens::from_body(&app.login_from(HOME, None, "alice", PASSWORD).await.body);
-    let change = |current: &'static str| {
-        let request = app
-            .client
-            .post("/auth/password")
-            .remote(HOME.parse().unwrap())
-            .header(ContentType::JSON)
-            .header(Header::new("Authorization", format!("Bearer {}", tokens.access)))
-            .body(json!({ "current_password": current, "new_password": "a new password" }).to_string());
-        app.send(request)
-    };
+    let caller = app.caller(&tokens);
+    let change = |current: &'static str| caller.change_password(current, "a new password", Some(HOME));
 
     for _ in 0..2 {
         change("a guess").await.assert_error(403, "invalid_credentials");

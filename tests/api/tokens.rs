@@ -6,7 +6,7 @@ use rocket::http::Status;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{claims_of, forge, now, unsigned, Backend, TestApp};
+use crate::helpers::{bearer, claims_of, forge, now, unsigned, Backend, TestApp};
 
 async fn requests_without_a_bearer_token_are_missing_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -136,9 +136,7 @@ async fn token_types_are_not_interchangeable(backend: Backend) {
     let tokens = app.signup("alice").await;
 
     app.protected(&tokens.refresh).await.assert_token_error("invalid_token");
-    app.post_authorized("/auth/logout", &format!("Bearer {}", tokens.refresh))
-        .await
-        .assert_token_error("invalid_token");
+    app.post_authorized("/auth/logout", &bearer(&tokens.refresh)).await.assert_token_error("invalid_token");
     app.refresh(&tokens.access).await.assert_token_error("invalid_token");
     assert_eq!(app.protected(&tokens.access).await.status, Status::Ok, "the session is untouched");
     assert_eq!(app.refresh(&tokens.refresh).await.status, Status::Ok);
@@ -149,9 +147,7 @@ async fn a_token_of_a_deleted_user_cannot_read_me(backend: Backend) {
     let tokens = app.signup("alice").await;
     app.db.execute("DELETE FROM users").await;
 
-    app.get_authorized("/auth/me", &format!("Bearer {}", tokens.access))
-        .await
-        .assert_token_error("invalid_token");
+    app.caller(&tokens).me().await.assert_token_error("invalid_token");
     app.refresh(&tokens.refresh).await.assert_token_error("invalid_token");
 }
 

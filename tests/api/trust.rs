@@ -197,8 +197,8 @@ async fn logout_all_revokes_a_session_whose_login_is_in_flight(backend: Backend)
         ))
         .await;
 
-    let bearer = format!("Bearer {}", caller.access);
-    let (response, ()) = tokio::join!(app.post_authorized("/auth/logout-all", &bearer), async {
+    let caller = app.caller(&caller);
+    let (response, ()) = tokio::join!(caller.logout_all(), async {
         app.db.wait_for_a_lock_waiter().await;
         in_flight.commit().await;
     });
@@ -229,7 +229,6 @@ async fn assert_no_login_works(app: &TestApp, answers: &[crate::helpers::TestRes
 async fn logout_all_beats_logins_still_waiting_to_hash(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let caller = app.signup("alice").await;
-    let bearer = format!("Bearer {}", caller.access);
     let held = app.auth().passwords.hold_hashing().await;
 
     let (answers, logged_out) = tokio::join!(join_all((0..4).map(|_| app.login("alice", PASSWORD))), async {
@@ -237,7 +236,7 @@ async fn logout_all_beats_logins_still_waiting_to_hash(backend: Backend) {
             app.auth().passwords.queued_hashes() == 4
         })
         .await;
-        let logged_out = app.post_authorized("/auth/logout-all", &bearer).await;
+        let logged_out = app.caller(&caller).logout_all().await;
         drop(held);
         logged_out
     });

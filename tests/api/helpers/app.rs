@@ -139,7 +139,7 @@ impl TestApp {
     }
 
     pub async fn protected(&self, access_token: &str) -> TestResponse {
-        self.get_authorized("/protected", &format!("Bearer {access_token}")).await
+        self.get_authorized("/protected", &super::bearer(access_token)).await
     }
 
     pub async fn register(&self, username: &str, password: &str) -> TestResponse {
@@ -155,7 +155,7 @@ impl TestApp {
     }
 
     pub async fn logout(&self, access_token: &str) -> TestResponse {
-        self.post_authorized("/auth/logout", &format!("Bearer {access_token}")).await
+        self.post_authorized("/auth/logout", &super::bearer(access_token)).await
     }
 
     /// Asserts that the session of `tokens` is over: its access token and

@@ -228,11 +228,12 @@ impl TestDb {
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
                     self.name
                 );
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while self.count(&sql).await == 0 {
-                    assert!(std::time::Instant::now() < deadline, "nothing ever waited for the lock");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
+                super::wait_until(
+                    "a statement waits for the lock",
+                    std::time::Duration::from_secs(10),
+                    || async { self.count(&sql).await > 0 },
+                )
+                .await;
             }
             Backend::Sqlite => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
         }

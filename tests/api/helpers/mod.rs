@@ -1,16 +1,19 @@
 //! Test harness: a fresh database per test ([`db`]), the real application on
-//! Rocket's local client ([`app`]), tokens looked into and forged
+//! Rocket's local client ([`app`]), a logged-in caller ([`caller`]), tokens
+//! looked into and forged
 //! ([`tokens`]), a proxy that cuts or freezes the database ([`proxy`]), the
 //! application on a real port for outside clients ([`server`]), and the
 //! waits tests share.
 
 pub mod app;
+pub mod caller;
 pub mod db;
 pub mod proxy;
 pub mod server;
 pub mod tokens;
 
 pub use app::*;
+pub use caller::*;
 pub use db::*;
 pub use proxy::*;
 pub use server::*;
