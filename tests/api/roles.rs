@@ -4,28 +4,10 @@
 
 use rocket::http::Status;
 use sqlx::{Connection, Executor, PgConnection};
-use uuid::Uuid;
 
 use crate::helpers::{
-    claim, rejected_within, wait_until_trusted, Backend, TestApp, TestDb, PROPAGATION_BOUND,
+    claim, rejected_within, wait_until_trusted, Backend, Role, TestApp, TestDb, PROPAGATION_BOUND,
 };
-
-/// A role that can log in and holds no grant at all.
-struct Stranger {
-    name: String,
-}
-
-impl Stranger {
-    async fn create() -> Stranger {
-        let name = format!("stranger_{}", Uuid::new_v4().simple());
-        TestDb::admin_execute(&format!("CREATE ROLE {name} LOGIN")).await;
-        Stranger { name }
-    }
-
-    async fn drop(self) {
-        TestDb::admin_execute(&format!("DROP OWNED BY {0}; DROP ROLE {0}", self.name)).await;
-    }
-}
 
 /// What the attacker tries with each trigger function of ours: a temp table
 /// whose `jti` has a type of its own, with an assignment cast to uuid whose
@@ -72,8 +54,8 @@ async fn a_role_without_grants_cannot_run_code_through_our_functions() {
     wait_until_trusted(&app).await;
     let listed = app.db.count("SELECT count(*) FROM revoked_tokens").await;
     assert_eq!(listed, 2, "the token and its session");
-    let stranger = Stranger::create().await;
-    let mut conn = PgConnection::connect(&app.db.url_as(&stranger.name)).await.expect("anyone may log in");
+    let stranger = Role::create("stranger").await;
+    let mut conn = stranger.connect(&app.db).await;
 
     let functions: Vec<(String, bool, bool)> = sqlx::query_as(&format!(
         "SELECT p.proname, p.prorettype = 'trigger'::regtype,
@@ -93,7 +75,7 @@ async fn a_role_without_grants_cannot_run_code_through_our_functions() {
         stopped.push((function, attack_through(&mut conn, function).await));
         // A fresh session for the next function: temp objects go with it.
         conn.close().await.expect("close");
-        conn = PgConnection::connect(&app.db.url_as(&stranger.name)).await.expect("reconnect");
+        conn = stranger.connect(&app.db).await;
     }
 
     assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, listed, "no revocation deleted");
@@ -154,10 +136,10 @@ async fn the_service_runs_as_the_owner_of_its_database_not_a_superuser() {
     app.logout(&tokens.access).await;
     rejected_within(&other, &tokens.access, PROPAGATION_BOUND).await;
 
-    let dba = Stranger::create().await;
+    let dba = Role::create("stranger").await;
     db.execute(&format!("GRANT SELECT, INSERT, DELETE ON revoked_tokens TO {}", dba.name)).await;
     let second = app.login_ok("alice").await;
-    let mut conn = PgConnection::connect(&db.url_as(&dba.name)).await.expect("the DBA logs in");
+    let mut conn = dba.connect(&db).await;
     conn.execute(
         format!(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{}', '2099-01-01T00:00:00Z')",

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::backend_tests;
 use crate::helpers::{
     claim, forge_access, random_secret, refused_within, rejected_within, wait_until, wait_until_trusted,
-    Backend, TcpProxy, TestApp, TestDb, Tokens, PASSWORD, PROPAGATION_BOUND,
+    Backend, Role, TcpProxy, TestApp, TestDb, Tokens, PASSWORD, PROPAGATION_BOUND,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,9 +26,8 @@ async fn forged_notifications_neither_unrevoke_nor_plant_anything() {
     app.logout(&revoked.access).await;
     wait_until_trusted(&app).await;
     let entries = app.store().revocation_cache().entries;
-    let role = format!("forger_{}", Uuid::new_v4().simple());
-    TestDb::admin_execute(&format!("CREATE ROLE {role} LOGIN")).await;
-    let mut forger = sqlx::PgConnection::connect(&app.db.url_as(&role)).await.expect("connect as forger");
+    let role = Role::create("forger").await;
+    let mut forger = role.connect(&app.db).await;
     let (jti, sid) = (claim(&revoked.access, "jti"), claim(&revoked.access, "sid"));
 
     for payload in [
@@ -58,7 +57,7 @@ async fn forged_notifications_neither_unrevoke_nor_plant_anything() {
     assert!(status.trusted, "answered from memory");
     assert_eq!(status.entries, entries + 1, "only the marker was added");
     forger.close().await.expect("close");
-    TestDb::admin_execute(&format!("DROP ROLE {role}")).await;
+    role.drop().await;
 }
 
 /// Any role may NOTIFY on the followers' channel: a flood of forged
@@ -68,9 +67,8 @@ async fn forged_notifications_neither_unrevoke_nor_plant_anything() {
 async fn a_flood_of_forged_notifications_does_not_make_the_follower_poll_back_to_back() {
     let app = TestApp::spawn(Backend::Postgres).await;
     wait_until_trusted(&app).await;
-    let role = format!("flooder_{}", Uuid::new_v4().simple());
-    TestDb::admin_execute(&format!("CREATE ROLE {role} LOGIN")).await;
-    let mut flooder = sqlx::PgConnection::connect(&app.db.url_as(&role)).await.expect("connect");
+    let role = Role::create("flooder").await;
+    let mut flooder = role.connect(&app.db).await;
     let polls = app.store().revocation_cache().polls;
     let started = std::time::Instant::now();
 
@@ -85,7 +83,7 @@ async fn a_flood_of_forged_notifications_does_not_make_the_follower_poll_back_to
     assert!(polled <= bound, "{polled} polls for 2,000 notifications in {elapsed:?} (at most {bound})");
     assert!(app.store().revocation_cache().trusted);
     flooder.close().await.expect("close");
-    TestDb::admin_execute(&format!("DROP ROLE {role}")).await;
+    role.drop().await;
 }
 
 async fn a_stalled_follower_hands_the_check_to_the_database_within_the_bound(backend: Backend) {

@@ -255,3 +255,28 @@ impl HeldTransaction {
         .expect("commit");
     }
 }
+
+/// A Postgres role that can log in and holds no grant at all (an attacker,
+/// or a DBA before anything is granted to it), dropped by [`Role::drop`].
+pub struct Role {
+    pub name: String,
+}
+
+impl Role {
+    /// `prefix_<random>`, with LOGIN.
+    pub async fn create(prefix: &str) -> Role {
+        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+        TestDb::admin_execute(&format!("CREATE ROLE {name} LOGIN")).await;
+        Role { name }
+    }
+
+    /// A connection to `db` as this role.
+    pub async fn connect(&self, db: &TestDb) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&db.url_as(&self.name)).await.expect("any role may connect")
+    }
+
+    /// Drops the role and whatever it owns in the admin database.
+    pub async fn drop(self) {
+        TestDb::admin_execute(&format!("DROP OWNED BY {0}; DROP ROLE {0}", self.name)).await;
+    }
+}
