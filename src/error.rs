@@ -38,6 +38,10 @@ pub enum ApiError {
     TokenRevoked,
     #[error("Invalid username or password")]
     InvalidCredentials,
+    /// A resource server's credentials (HTTP Basic) are missing or wrong;
+    /// nothing says which.
+    #[error("Client authentication failed")]
+    InvalidClient,
     #[error("The current password is wrong")]
     WrongPassword,
     #[error("Missing or mismatched X-CSRF-Token header")]
@@ -81,6 +85,7 @@ pub enum ErrorCode {
     TokenExpired,
     TokenRevoked,
     InvalidCredentials,
+    InvalidClient,
     CsrfFailed,
     NotFound,
     UsernameTaken,
@@ -103,7 +108,8 @@ impl ApiError {
             | ApiError::InvalidToken(_)
             | ApiError::TokenExpired
             | ApiError::TokenRevoked
-            | ApiError::InvalidCredentials => Status::Unauthorized,
+            | ApiError::InvalidCredentials
+            | ApiError::InvalidClient => Status::Unauthorized,
             ApiError::WrongPassword | ApiError::CsrfFailed => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::UsernameTaken => Status::Conflict,
@@ -123,6 +129,7 @@ impl ApiError {
             ApiError::TokenExpired => ErrorCode::TokenExpired,
             ApiError::TokenRevoked => ErrorCode::TokenRevoked,
             ApiError::InvalidCredentials | ApiError::WrongPassword => ErrorCode::InvalidCredentials,
+            ApiError::InvalidClient => ErrorCode::InvalidClient,
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::UsernameTaken => ErrorCode::UsernameTaken,
@@ -134,10 +141,12 @@ impl ApiError {
         }
     }
 
-    /// The RFC 6750 challenge for errors about the Bearer token itself.
+    /// The RFC 6750 challenge for errors about the Bearer token itself,
+    /// and the Basic challenge for a client's credentials.
     pub fn www_authenticate(&self) -> Option<String> {
         match self {
             ApiError::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
+            ApiError::InvalidClient => Some(format!("Basic realm=\"{REALM}\"")),
             ApiError::InvalidToken(_) | ApiError::TokenExpired | ApiError::TokenRevoked => {
                 // RFC 6750 §3 forbids '"' and '\' in error_description.
                 let description = self.to_string().replace(['"', '\\'], "'");
@@ -160,7 +169,7 @@ impl ApiError {
 
     /// One error of each kind: the OpenAPI document lists, for each status,
     /// the codes it can carry ([`ApiError::codes_for`]).
-    pub fn every_kind() -> [ApiError; 16] {
+    pub fn every_kind() -> [ApiError; 17] {
         let text = String::new;
         [
             ApiError::InvalidRequest(text()),
@@ -169,6 +178,7 @@ impl ApiError {
             ApiError::TokenExpired,
             ApiError::TokenRevoked,
             ApiError::InvalidCredentials,
+            ApiError::InvalidClient,
             ApiError::WrongPassword,
             ApiError::CsrfFailed,
             ApiError::NotFound,
@@ -313,13 +323,14 @@ mod tests {
                 ApiError::ServiceUnavailable => 13,
                 ApiError::Busy => 14,
                 ApiError::Internal => 15,
+                ApiError::InvalidClient => 16,
             }
         }
         let mut seen: Vec<usize> = ApiError::every_kind().iter().map(index).collect();
         seen.sort_unstable();
-        assert_eq!(seen, (0..16).collect::<Vec<_>>());
+        assert_eq!(seen, (0..17).collect::<Vec<_>>());
         let codes = ApiError::codes_for(401);
-        assert_eq!(codes.len(), 5, "{codes:?}");
+        assert_eq!(codes.len(), 6, "{codes:?}");
         assert_eq!(ApiError::codes_for(403), [ErrorCode::InvalidCredentials, ErrorCode::CsrfFailed]);
     }
 }

@@ -66,6 +66,8 @@ families! {
     LOGINS = "jwt_blocklist_logins_total", Counter, "Logins, by outcome";
     DATABASE_ERRORS = "jwt_blocklist_database_errors_total", Counter,
         "Database errors seen by requests, by kind";
+    INTROSPECTIONS = "jwt_blocklist_introspections_total", Counter,
+        "Introspection requests, by outcome";
 }
 
 /// An enum of label values with their text.
@@ -92,6 +94,8 @@ label_values! {
     DatabaseErrorKind { Unavailable => "unavailable", Timeout => "timeout", Other => "other" }
     /// How a purge run ended (`result`).
     PurgeResult { Ok => "ok", Skipped => "skipped", Error => "error" }
+    /// How an introspection ended (`outcome`).
+    IntrospectionOutcome { Active => "active", Inactive => "inactive", InvalidClient => "invalid_client" }
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -146,6 +150,11 @@ pub fn login(outcome: LoginOutcome) {
 /// Counts a database error seen by a request.
 pub fn database_error(kind: DatabaseErrorKind) {
     counter!(DATABASE_ERRORS.name, "kind" => kind.as_str()).increment(1);
+}
+
+/// Counts an introspection by how it ended.
+pub fn introspection(outcome: IntrospectionOutcome) {
+    counter!(INTROSPECTIONS.name, "outcome" => outcome.as_str()).increment(1);
 }
 
 /// Counts a purge run and what it removed.

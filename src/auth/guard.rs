@@ -8,6 +8,10 @@
 //!   revocation check, failing closed (503) when the database cannot answer.
 //!
 //! Routes take [`AccessToken`], so none can skip CSRF or revocation.
+//!
+//! - [`Client`]: a resource server's credentials (`client_secret_basic`:
+//!   HTTP Basic), checked against the clients this instance holds; any
+//!   failure is 401 `invalid_client` with a Basic challenge.
 
 use rocket::http::Method;
 use rocket::outcome::{try_outcome, Outcome};
@@ -17,6 +21,7 @@ use super::jwt::{Claims, TokenType};
 use super::{cookies, csrf, Auth};
 use crate::db::Store;
 use crate::error::{fail, ApiError, GuardOutcome};
+use crate::metrics::{self, IntrospectionOutcome};
 
 /// How a token came with the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,9 +132,49 @@ impl<'r> FromRequest<'r> for CsrfHeader<'r> {
 /// The revocation step: neither the token nor its session may be listed.
 /// Any database failure is an error, never a pass.
 pub async fn ensure_not_revoked(store: &Store, claims: &Claims) -> Result<(), ApiError> {
-    if store.is_revoked(claims.sid, claims.jti).await? {
+    if store.is_revoked(claims.sid, claims.jti, claims.kid.as_deref()).await? {
         Err(ApiError::TokenRevoked)
     } else {
         Ok(())
+    }
+}
+
+/// A registered resource server, authenticated by HTTP Basic (RFC 6749
+/// §2.3.1: `client_id:client_secret`, each form-urlencoded, in base64).
+pub struct Client(pub String);
+
+/// The client id and secret of `Authorization: Basic …`.
+fn basic_credentials(request: &Request<'_>) -> Option<(String, String)> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    let (scheme, encoded) = request.headers().get_one("Authorization")?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let form_decoded =
+        |text: &str| rocket::http::RawStr::new(text).url_decode().ok().map(|text| text.into_owned());
+    Some((form_decoded(id)?, form_decoded(secret)?))
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Client {
+    type Error = ApiError;
+
+    async fn from_request(request: &'r Request<'_>) -> GuardOutcome<Self> {
+        let (Some(auth), Some(store)) = (request.rocket().state::<Auth>(), request.rocket().state::<Store>())
+        else {
+            return fail(request, ApiError::Internal);
+        };
+        match basic_credentials(request) {
+            Some((id, secret)) if auth.clients.check(&store.credentials().clients, &id, &secret) => {
+                Outcome::Success(Client(id))
+            }
+            _ => {
+                metrics::introspection(IntrospectionOutcome::InvalidClient);
+                fail(request, ApiError::InvalidClient)
+            }
+        }
     }
 }

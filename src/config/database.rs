@@ -59,9 +59,9 @@ pub fn default_database_url(data_dir: &Path) -> String {
 
 impl DbConfig {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
-        let count = |key, value: u32| super::within(key, u64::from(value), 1, 10_000, "");
+        let count = |key, value: u32| super::checks::within(key, u64::from(value), 1, 10_000, "");
         count("databases.main.max_connections", self.max_connections)?;
-        super::within("databases.main.connect_timeout", self.connect_timeout, 1, 3_600, " seconds")
+        super::checks::within("databases.main.connect_timeout", self.connect_timeout, 1, 3_600, " seconds")
     }
 }
 

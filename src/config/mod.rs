@@ -5,20 +5,23 @@
 //! and every route reads it from Rocket's state. Errors name the key at
 //! fault. `Rocket.toml` shows every key with its default (a test compares).
 
+mod checks;
 mod database;
 mod secret;
 
+pub use checks::ConfigError;
 pub use database::{default_database_url, DbConfig};
 pub use secret::{Secret, MIN_SECRET_BYTES, SECRET_FILE};
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::serde::{Deserialize, Serialize};
+
+use checks::{is_base_url, is_exact_origin, within};
 
 /// Longest token lifetime accepted: ten years, far inside what a timestamp
 /// holds, so `now + ttl` can never overflow.
@@ -77,6 +80,21 @@ pub struct AppConfig {
     /// `text` for people, `json` for log shippers.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// How tokens are signed: ES256 (the default) or EdDSA with keys in the
+    /// database, or HS256 with `jwt_secret`.
+    #[serde(default)]
+    pub jwt_algorithm: JwtAlgorithm,
+    /// The base URL other services reach this one at; `None`: this
+    /// instance's `http://<address>:<port>` ([`AppConfig::public_url`]).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Seconds the JWKS may be cached; a new key is published this long
+    /// (plus `leeway`) before it signs.
+    #[serde(default = "defaults::jwks_max_age")]
+    pub jwks_max_age: u64,
+    /// Seconds between new signing keys; 0 turns rotation by time off.
+    #[serde(default = "defaults::key_rotation_interval")]
+    pub key_rotation_interval: u64,
     /// `databases.main`.
     #[serde(default)]
     pub databases: Databases,
@@ -88,6 +106,36 @@ pub struct AppConfig {
 pub struct Databases {
     #[serde(default)]
     pub main: DbConfig,
+}
+
+/// `jwt_algorithm`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(crate = "rocket::serde")]
+pub enum JwtAlgorithm {
+    /// ECDSA P-256 with SHA-256, keys in the database.
+    #[default]
+    ES256,
+    /// Ed25519, keys in the database.
+    EdDSA,
+    /// HMAC-SHA256 with `jwt_secret`: only this service can verify.
+    HS256,
+}
+
+impl JwtAlgorithm {
+    /// Whether tokens are signed with keys from the database, published in
+    /// the JWKS.
+    pub fn is_asymmetric(self) -> bool {
+        self != JwtAlgorithm::HS256
+    }
+
+    /// The name JWS gives it (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::EdDSA => "EdDSA",
+            JwtAlgorithm::HS256 => "HS256",
+        }
+    }
 }
 
 /// `log_format`.
@@ -134,35 +182,13 @@ mod defaults {
     pub fn cookie_secure() -> bool {
         true
     }
-}
-
-/// Why the service refuses to start.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("invalid configuration: {0}")]
-    Invalid(#[from] Box<rocket::figment::Error>),
-    #[error("{key} = {value} is out of range: it must be {min} to {max}{unit}")]
-    OutOfRange { key: &'static str, value: u64, min: u64, max: u64, unit: &'static str },
-    #[error("issuer must not be empty")]
-    EmptyIssuer,
-    #[error(
-        "cors_allowed_origins: {0:?} is not an exact origin (scheme://host[:port], no path); \
-         `*` is refused because credentials are allowed"
-    )]
-    BadOrigin(String),
-    #[error(
-        "jwt_secret is {0} bytes long; it must be at least {MIN_SECRET_BYTES} bytes \
-         (set ROCKET_JWT_SECRET to a longer value, or unset it to have one generated)"
-    )]
-    ShortSecret(usize),
-    #[error(
-        "the jwt_secret in {} is {len} bytes long; it must be at least {MIN_SECRET_BYTES} bytes \
-         (write a longer one there, or delete the file to have one generated)",
-        path.display()
-    )]
-    ShortSecretFile { path: PathBuf, len: usize },
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    pub fn jwks_max_age() -> u64 {
+        300
+    }
+    /// 90 days.
+    pub fn key_rotation_interval() -> u64 {
+        7_776_000
+    }
 }
 
 /// Reads and checks the configuration once, at ignite, and manages it;
@@ -191,6 +217,13 @@ impl AppConfig {
         seconds("purge_interval", config.purge_interval, 0, MAX_PURGE_INTERVAL)?;
         seconds("login_failure_window", config.login_failure_window, 1, MAX_FAILURE_WINDOW)?;
         within("hash_queue", config.hash_queue as u64, 1, MAX_HASH_QUEUE, "")?;
+        seconds("jwks_max_age", config.jwks_max_age, 0, MAX_LEEWAY)?;
+        if config.key_rotation_interval != 0 {
+            seconds("key_rotation_interval", config.key_rotation_interval, 3_600, MAX_TTL)?;
+        }
+        if let Some(url) = config.public_url.as_deref().filter(|url| !is_base_url(url)) {
+            return Err(ConfigError::BadPublicUrl(url.to_owned()));
+        }
         config.databases.main.check()?;
         if config.issuer.is_empty() {
             return Err(ConfigError::EmptyIssuer);
@@ -217,41 +250,24 @@ impl AppConfig {
         self.databases.main.url.clone().unwrap_or_else(|| default_database_url(&self.data_dir))
     }
 
+    /// The base URL every URL of the discovery documents starts with:
+    /// `public_url` without a trailing slash, or this instance's
+    /// `http://<address>:<port>` (the port it is listening on).
+    pub fn public_url(&self, rocket: &rocket::Config) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => match rocket.address {
+                std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", rocket.port),
+                v4 => format!("http://{v4}:{}", rocket.port),
+            },
+        }
+    }
+
     /// How long a session's blocklist row must last to cover every token of
     /// it: the longer of the two lifetimes.
     pub fn session_ttl(&self) -> u64 {
         self.access_token_ttl.max(self.refresh_token_ttl)
     }
-}
-
-fn within(key: &'static str, value: u64, min: u64, max: u64, unit: &'static str) -> Result<(), ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange { key, value, min, max, unit })
-    }
-}
-
-/// `http(s)://host[:port]` and nothing more, as browsers send it in
-/// `Origin` (lowercase scheme and host, no trailing slash).
-fn is_exact_origin(origin: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else { return false };
-    let (host, port) = match authority.strip_prefix('[') {
-        // An IPv6 literal: [address] or [address]:port.
-        Some(v6) => match v6.split_once(']') {
-            Some((address, "")) => (address, None),
-            Some((address, rest)) => (address, Some(rest.strip_prefix(':').unwrap_or(""))),
-            None => return false,
-        },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    matches!(scheme, "http" | "https")
-        && !host.is_empty()
-        && host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
-        && port.is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0) && !port.starts_with(['+', '0']))
 }
 
 impl fmt::Debug for AppConfig {
@@ -271,6 +287,10 @@ impl fmt::Debug for AppConfig {
             .field("cookie_secure", &self.cookie_secure)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("log_format", &self.log_format)
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("public_url", &self.public_url)
+            .field("jwks_max_age", &self.jwks_max_age)
+            .field("key_rotation_interval", &self.key_rotation_interval)
             .field("databases.main", &self.databases.main)
             .finish()
     }

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use super::{DbError, NewSession, SessionId, SessionInfo, Store, User, UserId};
+use super::{DbError, NewSession, SessionId, SessionInfo, Store, TokenId, User, UserId};
 
 impl Store {
     /// Fails with a unique violation ([`DbError::is_username_taken`]) when
@@ -34,6 +34,13 @@ impl Store {
     /// The user's live sessions, newest first.
     pub async fn sessions_of(&self, user_id: UserId) -> Result<Vec<SessionInfo>, DbError> {
         dispatch!(self.sessions_of(user_id, Utc::now())).await
+    }
+
+    /// The username of the session's owner, if `jti` is the session's one
+    /// usable refresh token (the session not revoked by the service):
+    /// introspection's answer for a refresh token.
+    pub async fn current_refresh(&self, sid: SessionId, jti: TokenId) -> Result<Option<String>, DbError> {
+        dispatch!(self.current_refresh(sid, jti)).await
     }
 
     /// The owner of a session, if the session exists (the command line).

@@ -31,6 +31,11 @@ impl DbError {
         matches!(self, DbError::UniqueViolation(constraint) if USERNAME_CONSTRAINTS.contains(&constraint.as_str()))
     }
 
+    /// Any unique constraint was violated (a name taken).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::UniqueViolation(_))
+    }
+
     /// A value read back from the database is not in the form the schema promises.
     pub(super) fn decode(what: &str, value: &str) -> DbError {
         DbError::Other(sqlx::Error::Decode(format!("bad {what} in the database: {value:?}").into()))

@@ -22,6 +22,7 @@
 //! whenever it cannot.
 
 pub use cache::{CacheStatus, MAX_STALENESS};
+pub use credentials::{ClientRow, Credentials, KeyTimes, NewSigningKey, Revoked, Rotated, SigningKeyRow};
 pub use error::DbError;
 pub use ids::{SessionId, TokenId, UserId};
 pub use model::{
@@ -53,6 +54,7 @@ macro_rules! dispatch {
 
 mod accounts;
 mod cache;
+mod credentials;
 mod error;
 mod follow;
 mod ids;
@@ -78,6 +80,8 @@ pub struct Store {
     /// Rung at each own revocation; the waker task (`follow/`) then wakes
     /// every instance's follower once for however many there were.
     wake: Arc<rocket::tokio::sync::Notify>,
+    /// The signing keys and clients (`credentials.rs`).
+    credentials: Arc<credentials::Held>,
 }
 
 #[derive(Clone)]
@@ -93,19 +97,19 @@ pub async fn open(database: &DbConfig, config: &AppConfig) -> Result<Store, DbEr
     let timeout = Duration::from_secs(database.connect_timeout.max(1));
     let url = database.url.clone().unwrap_or_else(|| crate::config::default_database_url(&config.data_dir));
     let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Backend::Postgres(postgres::connect(&url, database, timeout).await?)
+        let pool = postgres::connect(&url, database, timeout).await?;
+        postgres::migrate(&pool).await?;
+        Backend::Postgres(pool)
     } else if url.starts_with("sqlite:") {
-        Backend::Sqlite(sqlite::connect(&url, database, timeout).await?)
+        Backend::Sqlite(sqlite::open(&url, database, timeout).await?)
     } else {
         return Err(DbError::Config("databases.main.url must start with postgres:// or sqlite://".into()));
     };
-    match &backend {
-        Backend::Postgres(pool) => postgres::migrate(pool).await?,
-        Backend::Sqlite(pool) => sqlite::migrate(pool).await?,
-    }
     let leeway = chrono::Duration::seconds(config.leeway as i64);
     let cache = Arc::new(RevocationCache::with_capacity(config.revocation_cache_capacity));
-    Ok(Store { backend, timeout, cache, leeway, wake: Arc::default() })
+    let store = Store { backend, timeout, cache, leeway, wake: Arc::default(), credentials: Arc::default() };
+    store.reload_credentials().await?;
+    Ok(store)
 }
 
 impl Store {

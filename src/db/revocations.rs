@@ -101,11 +101,13 @@ impl Store {
     }
 
     /// Whether the token's `jti` or its session `sid` is on the blocklist:
-    /// from memory while it is confirmed current, else from the database.
-    pub async fn is_revoked(&self, sid: SessionId, jti: TokenId) -> Result<bool, DbError> {
+    /// from memory while it is confirmed current, else from the database,
+    /// which then also says whether the key `kid` that signed it has been
+    /// revoked (memory being stale, the signing keys may be too).
+    pub async fn is_revoked(&self, sid: SessionId, jti: TokenId, kid: Option<&str>) -> Result<bool, DbError> {
         let (revoked, answered_by) = match self.cache.check(jti.0, sid.0) {
             Some(revoked) => (revoked, CheckOutcome::Memory),
-            None => (dispatch!(self.is_revoked(sid, jti)).await?, CheckOutcome::Database),
+            None => (dispatch!(self.is_revoked(sid, jti, kid)).await?, CheckOutcome::Database),
         };
         metrics::revocation_check(if revoked { CheckOutcome::Revoked } else { answered_by });
         Ok(revoked)

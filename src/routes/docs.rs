@@ -25,8 +25,8 @@ use utoipa::{openapi, Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
 use super::responses::{
-    BadRequest, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
-    Unavailable,
+    BadRequest, ClientUnauthorized, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge,
+    TooManyRequests, Unauthorized, Unavailable,
 };
 use crate::auth::cookies;
 use crate::error::{ApiError, ErrorBody};
@@ -52,6 +52,8 @@ pub fn document() -> &'static openapi::OpenApi {
             super::protected::Doc::openapi(),
             super::page::Doc::openapi(),
             super::operators::Doc::openapi(),
+            super::discovery::Doc::openapi(),
+            super::introspect::Doc::openapi(),
             Doc::openapi(),
         ] {
             document.merge(part);
@@ -160,6 +162,7 @@ fn file(file: Segments<'_, Path>) -> Result<Asset, ApiError> {
         responses(
             BadRequest,
             Unauthorized,
+            ClientUnauthorized,
             Forbidden,
             NotFound,
             Conflict,
@@ -176,6 +179,7 @@ fn file(file: Segments<'_, Path>) -> Result<Asset, ApiError> {
         (name = "sessions", description = "The caller's sessions and password"),
         (name = "browser", description = "The demo page"),
         (name = "operators", description = "Health, metrics, this document"),
+        (name = "discovery", description = "Public keys and metadata for the services that accept our tokens"),
     )
 )]
 struct Root;
@@ -194,6 +198,11 @@ impl Modify for SecuritySchemes {
             .description(Some("An access token from /auth/login or /auth/refresh"))
             .build();
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let client = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Basic)
+            .description(Some("A resource server's client_id and client_secret (clients add)"))
+            .build();
+        components.add_security_scheme("client", SecurityScheme::Http(client));
         let cookie = |name: &str, description: &str| {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(name, description)))
         };

@@ -1,5 +1,6 @@
 //! The API's table of contents: every route, by file. `lib.rs` mounts
-//! [`auth_routes`] at `/auth` and [`routes`] at `/`.
+//! [`auth_routes`] at `/auth`, [`oauth_routes`] at `/oauth` and [`routes`]
+//! at `/`.
 //!
 //! - `accounts.rs`: `POST /auth/register`, `GET /auth/me`
 //! - `tokens.rs`: `POST /auth/login`, `/auth/refresh`
@@ -7,6 +8,8 @@
 //! - `sessions.rs`: `GET /auth/sessions`, `DELETE /auth/sessions/{id}`, `POST /auth/password`
 //! - `protected.rs`: `GET /protected`
 //! - `operators.rs`: `GET /health`, `GET /metrics`
+//! - `discovery.rs`: `GET /.well-known/jwks.json`, `/.well-known/oauth-authorization-server`
+//! - `introspect.rs`: `POST /oauth/introspect` (RFC 7662)
 //! - `page.rs`: `GET /`, the demo page (`demo.html`)
 //! - `docs.rs`: `GET /openapi.json` (assembled there from every file's `Doc`),
 //!   `GET /docs` and its files (Swagger UI)
@@ -24,8 +27,10 @@
 
 pub mod accounts;
 pub mod bodies;
+pub mod discovery;
 pub mod docs;
 pub mod guards;
+pub mod introspect;
 pub mod issue;
 pub mod logout;
 pub mod operators;
@@ -42,11 +47,17 @@ pub fn auth_routes() -> Vec<Route> {
     [accounts::routes(), tokens::routes(), logout::routes(), sessions::routes()].concat()
 }
 
+/// Routes mounted at `/oauth`.
+pub fn oauth_routes() -> Vec<Route> {
+    introspect::routes()
+}
+
 /// Routes mounted at `/`.
 pub fn routes() -> Vec<Route> {
     [
         protected::routes(),
         operators::routes(),
+        discovery::routes(),
         page::routes(),
         docs::routes(),
         rocket::routes![crate::cors::preflight],

@@ -8,14 +8,33 @@ use std::collections::BTreeMap;
 use utoipa::openapi::{self, ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, ToResponse};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+
+/// Which of a status's codes a response carries: all of them, or one.
+enum Codes {
+    /// Every code `status` can carry but `invalid_client`, which only the
+    /// client-authenticated routes answer.
+    OfStatus,
+    Only(ErrorCode),
+}
 
 /// An error answer: [`ErrorBody`](crate::error::ErrorBody) as JSON, with the headers it carries.
-/// The schema is `ErrorBody` with `error` narrowed to the codes `status`
-/// can carry ([`ApiError::codes_for`], from the error type itself).
-fn error_response(status: u16, description: &str, headers: &[(&str, &str)]) -> RefOr<openapi::Response> {
+/// The schema is `ErrorBody` with `error` narrowed to the codes it can carry
+/// ([`ApiError::codes_for`], from the error type itself).
+fn error_response(
+    status: u16,
+    codes: Codes,
+    description: &str,
+    headers: &[(&str, &str)],
+) -> RefOr<openapi::Response> {
     use openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
-    let codes = ApiError::codes_for(status).into_iter().map(|code| serde_json::to_value(code).ok());
+    let codes = match codes {
+        Codes::OfStatus => {
+            ApiError::codes_for(status).into_iter().filter(|code| *code != ErrorCode::InvalidClient).collect()
+        }
+        Codes::Only(code) => vec![code],
+    };
+    let codes = codes.into_iter().map(|code| serde_json::to_value(code).ok());
     let narrowed = ObjectBuilder::new()
         .property("error", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.flatten())));
     let schema = AllOfBuilder::new().item(Ref::from_schema_name("ErrorBody")).item(narrowed);
@@ -34,12 +53,15 @@ fn error_response(status: u16, description: &str, headers: &[(&str, &str)]) -> R
 /// One reusable error response per status, named in each route's
 /// `responses(...)`.
 macro_rules! error_responses {
-    ($($name:ident($status:literal): $description:expr $(, $header:literal = $meaning:expr)*;)*) => {$(
+    ($($name:ident($status:literal $(, $only:ident)?): $description:expr $(, $header:literal = $meaning:expr)*;)*) => {$(
         pub struct $name;
 
         impl<'s> ToResponse<'s> for $name {
             fn response() -> (&'s str, RefOr<openapi::Response>) {
-                (stringify!($name), error_response($status, $description, &[$(($header, $meaning)),*]))
+                #[allow(unused_mut, unused_assignments)]
+                let mut codes = Codes::OfStatus;
+                $(codes = Codes::Only(ErrorCode::$only);)?
+                (stringify!($name), error_response($status, codes, $description, &[$(($header, $meaning)),*]))
             }
         }
     )*};
@@ -52,6 +74,9 @@ error_responses! {
         `invalid_credentials` for a failed login",
         "WWW-Authenticate" = "RFC 6750: `Bearer realm=\"jwt-blocklist\"` for `missing_token`, with \
             `error=\"invalid_token\", error_description=\"…\"` for the others";
+    ClientUnauthorized(401, InvalidClient): "`invalid_client`: no client credentials (HTTP Basic), an \
+        unknown client or a wrong secret, answered alike",
+        "WWW-Authenticate" = "`Basic realm=\"jwt-blocklist\"`";
     Forbidden(403): "`csrf_failed`: a cookie-authenticated unsafe request without a matching \
         `X-CSRF-Token`; `invalid_credentials` for a wrong current password";
     NotFound(404): "`not_found`: no such session of the caller's (nothing is said about other users')";

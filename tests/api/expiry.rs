@@ -11,14 +11,14 @@ use uuid::Uuid;
 
 use crate::backend_tests;
 use crate::helpers::{
-    claim, forge_access, now, sleep_until_unix, wait_until, wait_until_trusted, Backend, TestApp,
+    claim, forge_access, hs256, now, sleep_until_unix, wait_until, wait_until_trusted, Backend, TestApp,
     PROPAGATION_BOUND,
 };
 
 const LEEWAY: i64 = 1;
 
 async fn a_token_is_expired_from_exp_plus_leeway_not_a_second_later(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |f| f.merge(("leeway", LEEWAY))).await;
+    let app = TestApp::spawn_with(backend, |f| hs256(f).merge(("leeway", LEEWAY))).await;
     let tokens = app.signup("alice").await;
     let (user, sid) = (claim(&tokens.access, "sub"), claim(&tokens.access, "sid"));
     let exp = now() + 60;
@@ -39,7 +39,7 @@ async fn a_token_is_expired_from_exp_plus_leeway_not_a_second_later(backend: Bac
 }
 
 async fn a_purged_revocation_never_readmits_its_token(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |f| f.merge(("leeway", LEEWAY))).await;
+    let app = TestApp::spawn_with(backend, |f| hs256(f).merge(("leeway", LEEWAY))).await;
     let tokens = app.signup("alice").await;
     let user = claim(&tokens.access, "sub");
     // A session with no row of its own: the logout lists its sid until `exp`.

@@ -12,6 +12,7 @@ mod cors;
 mod endpoints;
 mod expiry;
 mod input;
+mod keys;
 mod logs;
 mod metrics;
 mod openapi;

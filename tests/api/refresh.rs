@@ -8,7 +8,9 @@ use crate::backend_tests;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
-use crate::helpers::{claim, claims_of, forge, now, random_secret, unsigned, Backend, TestApp, Tokens};
+use crate::helpers::{
+    claim, claims_of, forge, hs256, now, random_secret, unsigned, Backend, TestApp, Tokens,
+};
 use jwt_blocklist::auth::jwt::TokenType;
 use jwt_blocklist::error::ApiError;
 
@@ -70,7 +72,7 @@ async fn concurrent_refreshes_with_one_token_have_exactly_one_winner(backend: Ba
 }
 
 async fn refresh_with_an_expired_or_forged_token_is_rejected(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |f| f.merge(("refresh_token_ttl", 1))).await;
+    let app = TestApp::spawn_with(backend, |f| hs256(f).merge(("refresh_token_ttl", 1))).await;
     let tokens = app.signup("alice").await;
     let claims = claims_of(&tokens.refresh);
     let other_key = forge(&claims, &random_secret(), Algorithm::HS256);

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::backend_tests;
 use crate::helpers::{
-    claim, forge_access, now, random_secret, Backend, TcpProxy, TestApp, TestDb, TestResponse,
+    claim, forge_access, hs256, now, random_secret, Backend, TcpProxy, TestApp, TestDb, TestResponse,
 };
 
 #[track_caller]
@@ -52,7 +52,7 @@ async fn a_refresh_token_revokes_its_session(backend: Backend) {
 }
 
 async fn tokens_that_are_not_valid_and_live_change_nothing(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, hs256).await;
     let tokens = app.signup("alice").await;
     let (user, sid) = (claim(&tokens.access, "sub"), claim(&tokens.access, "sid"));
     let expired = forge_access(&app.secret, &user, &sid, now() - 5);

@@ -5,7 +5,8 @@
 //! body, invalid data refused, valid data accepted, authentication not
 //! ignored; see `tests/schemathesis/schemathesis.toml` for the one check
 //! left out and why). Its Bearer tokens come from logging in as a user this
-//! test registers. A bounded number of examples per operation, with a fixed
+//! test registers, its client credentials (introspection) from a client it
+//! registers. A bounded number of examples per operation, with a fixed
 //! seed (`SCHEMATHESIS_SEED` picks another) so a failure can be replayed.
 
 use std::path::Path;
@@ -22,6 +23,8 @@ async fn the_service_answers_as_its_openapi_document_says(backend: Backend) {
     // throttle has its own tests.)
     let app = TestApp::spawn_with(backend, |figment| figment.merge(("login_max_failures", 0))).await;
     assert_eq!(app.register(USERNAME, PASSWORD).await.status.code, 201);
+    let client_secret = jwt_blocklist::auth::clients::ClientSecrets::generate();
+    app.store().add_client(USERNAME, &app.auth().clients.hash(&client_secret)).await.expect("a client");
     let figment =
         crate::helpers::test_figment(&app.db, &app.db.url(), &app.secret).merge(("login_max_failures", 0));
     let server = Server::start(figment).await;
@@ -35,6 +38,8 @@ async fn the_service_answers_as_its_openapi_document_says(backend: Backend) {
         .current_dir(root.join("tests/schemathesis"))
         .env("JBL_USERNAME", USERNAME)
         .env("JBL_PASSWORD", PASSWORD)
+        .env("JBL_CLIENT_ID", USERNAME)
+        .env("JBL_CLIENT_SECRET", &client_secret)
         .args(["run", &format!("{}/openapi.json", server.url())])
         .args(["--max-examples", "40", "--seed", &seed, "--no-color"])
         .args(["--generation-database", "none", "--report", "junit"])
@@ -48,8 +53,8 @@ async fn the_service_answers_as_its_openapi_document_says(backend: Backend) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "schemathesis found failures:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("16 selected / 16 total"), "every operation was tested:\n{stdout}");
-    assert!(stdout.contains("Tested: 16"), "every operation was tested:\n{stdout}");
+    assert!(stdout.contains("19 selected / 19 total"), "every operation was tested:\n{stdout}");
+    assert!(stdout.contains("Tested: 19"), "every operation was tested:\n{stdout}");
     println!("{stdout}");
 }
 

@@ -6,7 +6,7 @@ use rocket::http::Status;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{bearer, claims_of, forge, now, unsigned, Backend, TestApp};
+use crate::helpers::{bearer, claims_of, forge, hs256, now, unsigned, Backend, TestApp};
 
 async fn requests_without_a_bearer_token_are_missing_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -41,7 +41,7 @@ fn signed(app: &TestApp, claims: &Value) -> String {
 }
 
 async fn tokens_signed_otherwise_are_invalid(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, hs256).await;
     let tokens = app.signup("alice").await;
     let claims = claims_of(&tokens.access);
     let header_none = json!({ "alg": "none", "typ": "JWT" });
@@ -108,7 +108,7 @@ async fn tokens_with_wrong_claim_values_are_invalid(backend: Backend) {
 }
 
 async fn expired_tokens_are_token_expired_but_only_when_correctly_signed(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, hs256).await;
     let tokens = app.signup("alice").await;
     let mut expired = claims_of(&tokens.access);
     expired["iat"] = json!(now() - 3600);
@@ -120,7 +120,7 @@ async fn expired_tokens_are_token_expired_but_only_when_correctly_signed(backend
 }
 
 async fn leeway_accepts_a_token_just_past_exp(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |f| f.merge(("leeway", 120))).await;
+    let app = TestApp::spawn_with(backend, |f| hs256(f).merge(("leeway", 120))).await;
     let tokens = app.signup("alice").await;
     let mut claims = claims_of(&tokens.access);
     claims["exp"] = json!(now() - 30);

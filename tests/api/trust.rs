@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::backend_tests;
 use crate::helpers::{
-    claim, forge_access, random_secret, refused_within, rejected_within, wait_until, wait_until_trusted,
-    Backend, Role, TcpProxy, TestApp, TestDb, Tokens, PASSWORD, PROPAGATION_BOUND,
+    claim, forge_access, hs256, random_secret, refused_within, rejected_within, wait_until,
+    wait_until_trusted, Backend, Role, TcpProxy, TestApp, TestDb, Tokens, PASSWORD, PROPAGATION_BOUND,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +181,7 @@ async fn a_gap_in_the_event_log_makes_the_instance_reload_rather_than_miss_a_rev
 }
 
 async fn logout_all_revokes_a_session_whose_login_is_in_flight(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, hs256).await;
     let caller = app.signup("alice").await;
     let user = claim(&caller.access, "sub");
     let sid = Uuid::new_v4();

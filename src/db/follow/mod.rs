@@ -9,6 +9,9 @@
 //! Postgres notification only wakes the follower early: its payload is never
 //! read, so a forged `NOTIFY` costs one cheap poll and changes nothing.
 //!
+//! Each poll also reads `credentials_version`; when it moved, the signing
+//! keys and clients are read again before the poll confirms memory.
+//!
 //! A session: connect, empty memory, load every live row, then poll, apply
 //! and confirm until anything goes wrong (an error, a poll slower than the
 //! staleness bound, a gap in the event log). Then memory is distrusted (the
@@ -126,8 +129,10 @@ impl Source {
         }
     }
 
-    /// The changes committed since the last poll (or the load).
-    async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
+    /// The changes committed since the last poll (or the load), and
+    /// `credentials_version` as of the poll (`None`: nothing was committed
+    /// since the last poll, so it cannot have moved).
+    async fn poll(&mut self) -> Result<(Vec<Change>, Option<i64>), DbError> {
         match self {
             Source::Postgres(source) => source.poll().await,
             Source::Sqlite(source) => source.poll().await,
@@ -202,13 +207,17 @@ impl Store {
                 rocket::tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let polled_at = Instant::now();
-            let changes =
-                rocket::tokio::time::timeout(POLL_TIMEOUT, source.poll()).await.map_err(|_| {
-                    log::warn!(
-                        "revocation follower stalled: no answer within {POLL_TIMEOUT:?}; reconnecting"
-                    );
-                    DbError::Timeout
-                })??;
+            let (changes, credentials) = rocket::tokio::time::timeout(POLL_TIMEOUT, source.poll())
+                .await
+                .map_err(|_| {
+                log::warn!("revocation follower stalled: no answer within {POLL_TIMEOUT:?}; reconnecting");
+                DbError::Timeout
+            })??;
+            // Keys and clients changed: read them again before confirming,
+            // so a revoked key or client is gone within the same bound.
+            if credentials.is_some_and(|version| version != self.credentials().version) {
+                self.bounded(self.reload_credentials()).await?;
+            }
             // A row whose token is already past expiry plus leeway is as good
             // as gone (a DBA's bulk insert of old rows adds nothing).
             let cutoff = until_ms(Utc::now() - self.leeway);

@@ -47,6 +47,7 @@ static POLL: LazyLock<String> = LazyLock::new(|| {
                AND pg_visible_in_snapshot(e.xid, c.now) AND NOT pg_visible_in_snapshot(e.xid, c.before))
          SELECT c.now::text,
                 (SELECT through FROM revocation_events_pruned) >= pg_snapshot_xmin(c.before),
+                (SELECT version FROM credentials_version),
                 ch.jti, r.until_ms, r.reason
          FROM cursor c LEFT JOIN changed ch ON true
          LEFT JOIN LATERAL (
@@ -55,7 +56,7 @@ static POLL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-type PollRow = (String, bool, Option<Uuid>, Option<i64>, Option<String>);
+type PollRow = (String, bool, i64, Option<Uuid>, Option<i64>, Option<String>);
 
 /// The shortest time between two polls. Any role that can connect may send
 /// NOTIFY on the channel: a flood of them must not make every instance poll
@@ -114,22 +115,24 @@ impl Source {
         load_rows(cache, rows).await
     }
 
-    pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
+    pub(super) async fn poll(&mut self) -> Result<(Vec<Change>, Option<i64>), DbError> {
         self.polled_at = rocket::tokio::time::Instant::now();
         let rows: Vec<PollRow> =
             sqlx::query_as(POLL.as_str()).bind(&self.snapshot).fetch_all(&self.pool).await?;
         let mut changes = Vec::with_capacity(rows.len());
-        for (snapshot, gap, jti, until_ms, reason) in rows {
+        let mut credentials = None;
+        for (snapshot, gap, version, jti, until_ms, reason) in rows {
             if gap {
                 return Err(DbError::EventGap);
             }
             self.snapshot = snapshot;
+            credentials = Some(version);
             if let Some(jti) = jti {
                 let until = until_ms.zip(reason).and_then(|(until, reason)| wanted(until, &reason));
                 changes.push((jti, until));
             }
         }
-        Ok(changes)
+        Ok((changes, credentials))
     }
 
     /// Until a notification or the heartbeat, and at least [`MIN_POLL_GAP`]

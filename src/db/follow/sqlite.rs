@@ -35,6 +35,7 @@ pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(2);
 static POLL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'),
+                (SELECT version FROM credentials_version),
                 e.seq, e.jti, {}, r.reason
          FROM (SELECT 1) LEFT JOIN revocation_events e ON e.seq > ?1
          LEFT JOIN revoked_tokens r ON r.jti = e.jti
@@ -43,7 +44,7 @@ static POLL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-type PollRow = (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<String>);
+type PollRow = (Option<i64>, i64, Option<i64>, Option<String>, Option<i64>, Option<String>);
 
 pub(super) struct Source {
     conn: SqliteConnection,
@@ -87,18 +88,20 @@ impl Source {
         load_rows(cache, rows).await
     }
 
-    pub(super) async fn poll(&mut self) -> Result<Vec<Change>, DbError> {
+    pub(super) async fn poll(&mut self) -> Result<(Vec<Change>, Option<i64>), DbError> {
         let version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut self.conn).await?;
         if version == self.version {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let rows: Vec<PollRow> =
             sqlx::query_as(POLL.as_str()).bind(self.seen).fetch_all(&mut self.conn).await?;
         let mut changes = Vec::with_capacity(rows.len());
         let mut newest = self.seen;
         let mut next = self.seen + 1;
-        for (handed_out, seq, jti, until_ms, reason) in rows {
+        let mut credentials = None;
+        for (handed_out, credentials_version, seq, jti, until_ms, reason) in rows {
             newest = handed_out.unwrap_or(0);
+            credentials = Some(credentials_version);
             let (Some(seq), Some(jti)) = (seq, jti) else { continue };
             if seq != next {
                 return Err(DbError::EventGap);
@@ -116,6 +119,6 @@ impl Source {
         }
         self.version = version;
         self.seen = newest;
-        Ok(changes)
+        Ok((changes, credentials))
     }
 }

@@ -13,11 +13,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::ConnectOptions;
 
 use super::model::{Device, SessionInfo};
-use super::{DbError, NewSession, SessionId, User, UserId};
+use super::{DbError, NewSession, SessionId, TokenId, User, UserId};
 use crate::config::DbConfig;
 
+pub(super) mod credentials;
 mod purge;
 mod revoke;
+pub(super) use credentials::{add_client, credentials, remove_client};
 pub(super) use purge::purge_expired;
 pub(super) use revoke::{
     end_session, is_revoked, list_unless_listed, revoke_token_and_session, rotate_refresh, sweep_sessions,
@@ -138,6 +140,21 @@ pub(super) async fn sessions_of(
             device: Device { user_agent, ip: ip.and_then(|ip| ip.parse().ok()) },
         })
         .collect())
+}
+
+pub(super) async fn current_refresh(
+    pool: &PgPool,
+    sid: SessionId,
+    jti: TokenId,
+) -> Result<Option<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = $1 AND s.refresh_jti = $2 AND s.revoked_at IS NULL",
+    )
+    .bind(sid)
+    .bind(jti)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// The owner of a session, if the session exists.

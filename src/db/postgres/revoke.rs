@@ -263,12 +263,20 @@ pub(in crate::db) async fn sweep_sessions(
     Ok((live as u64, listed_rows.into_iter().filter_map(listed).collect()))
 }
 
-pub(in crate::db) async fn is_revoked(pool: &PgPool, sid: SessionId, jti: TokenId) -> Result<bool, DbError> {
-    let revoked =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1 OR jti = $2)")
-            .bind(sid)
-            .bind(jti)
-            .fetch_one(pool)
-            .await?;
+pub(in crate::db) async fn is_revoked(
+    pool: &PgPool,
+    sid: SessionId,
+    jti: TokenId,
+    kid: Option<&str>,
+) -> Result<bool, DbError> {
+    let revoked = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1 OR jti = $2)
+             OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $3 AND revoked_at IS NOT NULL)",
+    )
+    .bind(sid)
+    .bind(jti)
+    .bind(kid)
+    .fetch_one(pool)
+    .await?;
     Ok(revoked)
 }

@@ -1,6 +1,7 @@
 //! The SQLite implementation of [`Store`](super::Store): the embedded default.
-//! This file: connecting, migrating, accounts and sessions; `revoke.rs`: the
-//! revoking writes; `purge.rs`: the purge.
+//! This file: accounts and sessions; `open.rs`: connecting and migrating;
+//! `revoke.rs`: the revoking writes; `purge.rs`: the purge;
+//! `credentials.rs`: signing keys and clients.
 //!
 //! Ids are stored as canonical lowercase UUID text and times as RFC 3339 UTC
 //! text, so a DBA reads and writes them as plain strings. Time comparisons go
@@ -13,27 +14,23 @@
 //! the write lock up front and waits under `busy_timeout` instead of failing
 //! on a lock upgrade.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
-use sqlx::ConnectOptions;
+use sqlx::sqlite::SqlitePool;
 use uuid::Uuid;
 
 use super::model::{Device, SessionInfo};
-use super::{DbError, NewSession, SessionId, User, UserId};
-use crate::config::DbConfig;
+use super::{DbError, NewSession, SessionId, TokenId, User, UserId};
 
+pub(super) mod credentials;
+mod open;
 mod purge;
 mod revoke;
+pub(super) use credentials::{add_client, credentials, remove_client};
+pub(super) use open::open;
 pub(super) use purge::purge_expired;
 pub(super) use revoke::{
     end_session, is_revoked, list_unless_listed, revoke_token_and_session, rotate_refresh, sweep_sessions,
 };
-
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 type UserRow = (String, String, String, String, i64);
 
@@ -71,55 +68,6 @@ fn user_from_row(
 ) -> Result<User, DbError> {
     let (id, created_at) = (UserId(parse_uuid(&id)?), parse_time(&created_at)?);
     Ok(User { id, username, password_hash, created_at, session_generation })
-}
-
-pub(super) async fn connect(
-    url: &str,
-    database: &DbConfig,
-    timeout: Duration,
-) -> Result<SqlitePool, DbError> {
-    let options = SqliteConnectOptions::from_str(url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(timeout)
-        .disable_statement_logging();
-    let file = options.get_filename();
-    if let Some(folder) = file.parent() {
-        if !folder.as_os_str().is_empty() {
-            std::fs::create_dir_all(folder)
-                .map_err(|e| DbError::Config(format!("cannot create {}: {e}", folder.display())))?;
-        }
-    }
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if !in_memory {
-        create_private(file)?;
-    }
-    Ok(super::pool_options(database, timeout).connect_with(options).await?)
-}
-
-/// Creates the database file, if it is not there yet, readable and writable
-/// by this user alone (0600, like the secret): it holds password hashes. The
-/// WAL and shared-memory files SQLite makes beside it take its mode.
-fn create_private(file: &std::path::Path) -> Result<(), DbError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(file) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(DbError::Config(format!("cannot create {}: {e}", file.display()))),
-    }
-}
-
-pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {
-    MIGRATOR.run(pool).await?;
-    Ok(())
 }
 
 pub(super) async fn ping(pool: &SqlitePool) -> Result<(), DbError> {
@@ -212,6 +160,21 @@ pub(super) async fn sessions_of(
             })
         })
         .collect()
+}
+
+pub(super) async fn current_refresh(
+    pool: &SqlitePool,
+    sid: SessionId,
+    jti: TokenId,
+) -> Result<Option<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = ?1 AND s.refresh_jti = ?2 AND s.revoked_at IS NULL",
+    )
+    .bind(sid.to_string())
+    .bind(jti.to_string())
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// The owner of a session, if the session exists.

@@ -229,8 +229,18 @@ pub(in crate::db) async fn is_revoked(
     pool: &SqlitePool,
     sid: SessionId,
     jti: TokenId,
+    kid: Option<&str>,
 ) -> Result<bool, DbError> {
-    is_listed(&mut *pool.acquire().await?, Some(sid.0), jti.0).await
+    let revoked = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN (?1, ?2))
+             OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = ?3 AND revoked_at IS NOT NULL)",
+    )
+    .bind(sid.to_string())
+    .bind(jti.to_string())
+    .bind(kid)
+    .fetch_one(pool)
+    .await?;
+    Ok(revoked)
 }
 
 /// Whether `jti` or `sid` (when known) has a row.

@@ -27,6 +27,12 @@ pub fn test_figment(db: &TestDb, url: &str, secret: &str) -> Figment {
         .merge(("log_level", "critical"))
 }
 
+/// For the tests that forge tokens with the secret: sign with HS256, as
+/// before signing keys (the default is ES256, keys in the database).
+pub fn hs256(figment: Figment) -> Figment {
+    figment.merge(("jwt_algorithm", "HS256"))
+}
+
 /// A running instance of the application.
 pub struct TestApp {
     pub client: Client,
