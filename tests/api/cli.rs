@@ -21,8 +21,14 @@ struct Run {
 
 /// Runs `jwt-blocklist ARGS` with the configuration of `db` (and `secret`).
 async fn cli(db: &Arc<TestDb>, secret: &str, args: &[&str]) -> Run {
+    cli_with(db, secret, args, &[]).await
+}
+
+/// [`cli`] with more environment variables.
+async fn cli_with(db: &Arc<TestDb>, secret: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"))
         .args(args)
+        .envs(env.iter().copied())
         .env("DATABASE_URL", db.url())
         .env("ROCKET_JWT_SECRET", secret)
         .env("ROCKET_DATA_DIR", db.folder())
@@ -156,6 +162,10 @@ async fn every_command_has_help_and_bad_input_fails_with_a_message(backend: Back
         &["purge", "--help"],
         &["revoke", "--help"],
         &["sessions", "--help"],
+        &["keys", "--help"],
+        &["keys", "revoke", "--help"],
+        &["clients", "--help"],
+        &["clients", "add", "--help"],
     ] {
         assert_ok(&cli(&db, &secret, command).await, "Usage: jwt-blocklist");
     }
@@ -176,7 +186,109 @@ async fn every_command_has_help_and_bad_input_fails_with_a_message(backend: Back
     assert!(String::from_utf8_lossy(&broken.stderr).contains("postgres:// or sqlite://"));
 }
 
+/// The line of `keys list` for `kid`.
+fn line_of<'a>(run: &'a Run, kid: &str) -> &'a str {
+    run.stdout.lines().find(|line| line.starts_with(kid)).unwrap_or_else(|| panic!("{kid} in {}", run.stdout))
+}
+
+/// `keys list | rotate | revoke`: states and dates, one rotation at a time,
+/// a running instance that follows, and a revoked active key replaced.
+async fn keys_list_rotate_and_revoke(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+    let first = crate::keys::header_of(&tokens.access)["kid"].as_str().unwrap().to_owned();
+    let list = cli(&app.db, &app.secret, &["keys", "list"]).await;
+    assert_ok(&list, "1 signing key(s)");
+    assert!(
+        line_of(&list, &first).starts_with(&format!("{first}  ES256  active  created 20")),
+        "{}",
+        list.stdout
+    );
+
+    let rotated = cli(&app.db, &app.secret, &["keys", "rotate"]).await;
+    assert_ok(&rotated, "published ");
+    let next =
+        rotated.stdout.trim().strip_prefix("published ").unwrap().split(';').next().unwrap().to_owned();
+    assert_ok(&cli(&app.db, &app.secret, &["keys", "rotate"]).await, "a rotation is already pending");
+    let list = cli(&app.db, &app.secret, &["keys", "list"]).await;
+    assert!(line_of(&list, &next).contains("  next  "), "{}", list.stdout);
+    assert!(line_of(&list, &first).contains("  active  "), "{}", list.stdout);
+    wait_until("the instance publishes the next key", PROPAGATION_BOUND, || async {
+        crate::keys::jwks(&app).await.to_string().contains(&next)
+    })
+    .await;
+
+    assert_ok(&cli(&app.db, &app.secret, &["keys", "revoke", &next]).await, &format!("revoked {next}"));
+    let list = cli(&app.db, &app.secret, &["keys", "revoke", &next]).await;
+    assert_fails(&list, "no live key");
+    let revoked = cli(&app.db, &app.secret, &["keys", "revoke", &first]).await;
+    assert_ok(&revoked, &format!("revoked {first}, the active key; "));
+    crate::helpers::refused_within(&app, &tokens.access, PROPAGATION_BOUND, &["invalid_token"]).await;
+    let list = cli(&app.db, &app.secret, &["keys", "list"]).await;
+    assert_ok(&list, "3 signing key(s)");
+    assert!(line_of(&list, &first).contains("  revoked  ") && line_of(&list, &next).contains("  revoked  "));
+    assert_eq!(list.stdout.matches("  active  ").count(), 1, "its replacement signs: {}", list.stdout);
+    assert!(!list.stdout.contains("sealed") && !list.stdout.contains("\"d\""), "nothing private");
+}
+
+async fn keys_under_hs256_have_nothing_to_rotate(backend: Backend) {
+    let app = TestApp::spawn_with(backend, crate::helpers::hs256).await;
+    let hs256 = [("ROCKET_JWT_ALGORITHM", "HS256")];
+
+    assert_fails(&cli_with(&app.db, &app.secret, &["keys", "rotate"], &hs256).await, "HS256");
+    assert_ok(&cli_with(&app.db, &app.secret, &["keys", "list"], &hs256).await, "0 signing key(s)");
+}
+
+/// `clients add | list | remove`: the secret printed once and stored only
+/// as a hash, the client usable by a running instance at once and refused
+/// by it within the bound once removed.
+async fn clients_add_list_and_remove(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+
+    let added = cli(&app.db, &app.secret, &["clients", "add", "billing"]).await;
+
+    assert_ok(&added, "client_id: billing\nclient_secret: ");
+    let lines: Vec<&str> = added.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", added.stdout);
+    let secret = lines[1].strip_prefix("client_secret: ").unwrap();
+    assert!(secret.len() >= 32, "{secret}");
+    assert!(
+        secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "base64url: {secret}"
+    );
+    assert_eq!(
+        app.db.count("SELECT CAST(length(secret_hash) AS BIGINT) FROM clients").await,
+        32,
+        "HMAC-SHA256, not the secret"
+    );
+    let basic = crate::introspection::basic("billing", secret);
+    let form = format!("token={}", tokens.access);
+    wait_until("the instance knows the client", PROPAGATION_BOUND, || async {
+        crate::introspection::introspect(&app, Some(&basic), &form).await.status == Status::Ok
+    })
+    .await;
+    assert_fails(&cli(&app.db, &app.secret, &["clients", "add", "billing"]).await, "exists");
+    assert_fails(&cli(&app.db, &app.secret, &["clients", "add", "a b"]).await, "1-64");
+    assert_fails(&cli(&app.db, &app.secret, &["clients", "add", &"x".repeat(65)]).await, "1-64");
+    let list = cli(&app.db, &app.secret, &["clients", "list"]).await;
+    assert_ok(&list, "1 client(s)\nbilling  added 20");
+    assert!(!list.stdout.contains(secret));
+
+    assert_ok(&cli(&app.db, &app.secret, &["clients", "remove", "billing"]).await, "removed client billing");
+
+    wait_until("the instance refuses the client", PROPAGATION_BOUND, || async {
+        crate::introspection::introspect(&app, Some(&basic), &form).await.status == Status::Unauthorized
+    })
+    .await;
+    assert_fails(&cli(&app.db, &app.secret, &["clients", "remove", "billing"]).await, "no client billing");
+    assert_ok(&cli(&app.db, &app.secret, &["clients", "list"]).await, "0 client(s)");
+}
+
 backend_tests!(
+    keys_list_rotate_and_revoke,
+    keys_under_hs256_have_nothing_to_rotate,
+    clients_add_list_and_remove,
     migrate_and_purge,
     revoke_a_token_everywhere,
     revoke_a_session_and_a_user,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backend_tests;
-use crate::helpers::{random_secret, Backend, TestDb};
+use crate::helpers::{random_secret, wait_until, Backend, TestDb, PROPAGATION_BOUND};
 
 const PASSWORD: &str = "a password that must never be logged";
 /// A password sent as a JSON number (the wrong type: 422).
@@ -178,10 +178,29 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
             assert_eq!(nosniff, 1, "{page}: {head}");
         }
 
+        // A resource server: its secret, right and wrong, in Basic.
+        let client_secret = add_client(&db, &secret).await;
+        let basic = crate::introspection::basic("billing", &client_secret);
+        let wrong = crate::introspection::basic("billing", "a wrong client secret");
+        let form = format!("token={access}");
+        wait_until("the service knows the client", PROPAGATION_BOUND, || async {
+            introspect(port, &basic, &form).await == 200
+        })
+        .await;
+        assert_eq!(introspect(port, &wrong, &form).await, 401);
+
         child.kill().expect("stops");
         child.wait().expect("stopped");
         let log: Vec<String> = lines.iter().collect();
         let text = log.join("\n");
+        let private = signing_key_secrets(&db, &secret).await;
+        for (what, value) in private.iter().map(|(what, value)| (*what, value.as_str())).chain([
+            ("a client secret", client_secret.as_str()),
+            ("a client's Basic credentials", basic.trim_start_matches("Basic ")),
+            ("wrong Basic credentials", wrong.trim_start_matches("Basic ")),
+        ]) {
+            assert!(!text.contains(value), "{what} is in the {level} log");
+        }
         for (what, value) in [
             ("the password", PASSWORD),
             ("a wrong password", "wrong: also secret"),
@@ -220,6 +239,70 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
             .collect();
         assert!(shield.is_empty(), "a page view makes Shield warn: {shield:#?}");
     }
+}
+
+/// `clients add billing`, run as the binary; returns the secret it printed.
+async fn add_client(db: &TestDb, secret: &str) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"))
+        .args(["clients", "add", "billing"])
+        .env("DATABASE_URL", db.url())
+        .env("ROCKET_JWT_SECRET", secret)
+        .env("ROCKET_DATA_DIR", db.folder())
+        .output()
+        .await
+        .expect("the binary runs");
+    let stdout = String::from_utf8(output.stdout).expect("text");
+    let line = stdout.lines().find_map(|line| line.strip_prefix("client_secret: "));
+    line.unwrap_or_else(|| panic!("a secret in {stdout:?}")).to_owned()
+}
+
+/// `POST /oauth/introspect` over HTTP; returns the status.
+async fn introspect(port: u16, basic: &str, form: &str) -> u16 {
+    let mut request = format!(
+        "POST /oauth/introspect HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: {basic}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        form.len()
+    );
+    request.push_str(form);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("reads");
+    answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// Every form in which the signing key's private part could leak: its
+/// sealed bytes and its private scalar, in hex and base64(url).
+async fn signing_key_secrets(db: &TestDb, secret: &str) -> Vec<(&'static str, String)> {
+    use aws_lc_rs::encoding::AsBigEndian;
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use jwt_blocklist::auth::keys::material::SealingKey;
+
+    let (kid, sealed): (String, Vec<u8>) = match db.backend {
+        Backend::Postgres => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url()).await.unwrap();
+            sqlx::query_as("SELECT kid, sealed_private FROM signing_keys").fetch_one(&mut conn).await.unwrap()
+        }
+        Backend::Sqlite => {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url()).await.unwrap();
+            sqlx::query_as("SELECT kid, sealed_private FROM signing_keys").fetch_one(&mut conn).await.unwrap()
+        }
+    };
+    let secret = serde_json::from_value(json!(secret)).expect("a secret");
+    let pkcs8 = SealingKey::derive(&secret).open(&kid, &sealed).expect("the secret opens the key");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8).expect("a P-256 key");
+    let scalar = pair.private_key().as_be_bytes().expect("its scalar").as_ref().to_vec();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    vec![
+        ("the private scalar (base64url, as a JWK's d)", URL_SAFE_NO_PAD.encode(&scalar)),
+        ("the private scalar (base64)", STANDARD_NO_PAD.encode(&scalar)),
+        ("the private scalar (hex)", hex(&scalar)),
+        ("the PKCS#8 key (base64)", STANDARD_NO_PAD.encode(&pkcs8)),
+        ("the sealed key (hex)", hex(&sealed)),
+        ("the sealed key (base64)", STANDARD_NO_PAD.encode(&sealed)),
+    ]
 }
 
 /// With no log level configured the binary writes its lifecycle events and
