@@ -19,6 +19,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod outage;
+mod outside;
 mod password;
 mod purge;
 mod refresh;
