@@ -286,7 +286,28 @@ async fn upgrading_from_hs256_logs_nobody_out(backend: Backend) {
     assert_eq!(after.caller(&rotated).logout().await.status, Status::Ok);
 }
 
+/// `key_rotation_interval`: the timer rotates once the signing key has
+/// signed that long and no successor is waiting (asked with a clock, not
+/// by waiting 90 days; the timer asks each minute and calls the same
+/// rotation as `keys rotate`).
+async fn the_rotation_interval_says_when_to_rotate(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let interval = chrono::Duration::hours(1);
+    let start = chrono::Utc::now();
+    let due = |at| lifecycle::rotation_due(app.store(), JwtAlgorithm::ES256, interval, at);
+
+    assert!(!due(start + interval - chrono::Duration::seconds(2)), "not before the interval");
+    assert!(due(start + interval + chrono::Duration::seconds(1)));
+    lifecycle::rotate(app.store(), app.auth().jwt.keys().unwrap().sealing(), &config(&app)).await.unwrap();
+    assert!(!due(start + interval + chrono::Duration::seconds(1)), "a successor is waiting");
+    let signs_from = start + chrono::Duration::seconds(300);
+    assert!(!due(signs_from + interval - chrono::Duration::seconds(2)), "the successor's own interval");
+    assert!(due(signs_from + interval + chrono::Duration::seconds(2)));
+    assert!(!lifecycle::rotation_due(app.store(), JwtAlgorithm::EdDSA, interval, start + interval * 2));
+}
+
 backend_tests!(
+    the_rotation_interval_says_when_to_rotate,
     tokens_name_their_key_and_type_and_verify_with_the_jwks_alone,
     every_algorithm_confusion_trick_is_refused,
     instances_started_together_make_exactly_one_key,

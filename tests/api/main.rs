@@ -22,6 +22,7 @@ mod outage;
 mod outside;
 mod password;
 mod purge;
+mod readme;
 mod refresh;
 mod request_id;
 mod revocation;
