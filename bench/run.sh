@@ -5,6 +5,7 @@
 #   bench/run.sh [seconds per load run]        (default 15)
 #   bench/run.sh SECONDS storm                 only the login storm section
 #   bench/run.sh SECONDS protected             only start-up and GET /protected
+#   bench/run.sh SECONDS signatures            only the per-algorithm section
 #
 # Needs Postgres on 127.0.0.1:5432 (BENCH_ADMIN_URL to change) and wrk
 # (installed from Debian if missing). Results go to stdout and to
@@ -49,15 +50,21 @@ cargo build --release --quiet --features bench-no-revocation-check
 cp target/release/jwt-blocklist "$WORK/no-check"
 cargo build --release --quiet
 cp target/release/jwt-blocklist "$WORK/with-check"
+# Last: an example builds the library with its dev features.
+cargo build --release --quiet --example bench-signing
+cp target/release/examples/bench-signing "$WORK/bench-signing"
 psql "$ADMIN_URL" -qc "CREATE DATABASE \"$DB\""
 
 # start NAME BINARY PORT [VAR=value ...]: starts an instance, sets $PID.
+# HS256 unless VAR says otherwise: bench/tokens.py mints the tokens of the
+# write and fleet sections with the secret (signatures.sh compares the
+# algorithms).
 start() {
     local name=$1 binary=$2 port=$3
     shift 3
     # shellcheck disable=SC2086 # $PIN expands to nothing, or to taskset's words
     ${PIN:+taskset -c $PIN} env DATABASE_URL="$URL" ROCKET_JWT_SECRET="$SECRET" ROCKET_PORT="$port" \
-        ROCKET_LOG_LEVEL=critical ROCKET_PURGE_INTERVAL=0 ROCKET_DATA_DIR="$WORK/data" "$@" \
+        ROCKET_LOG_LEVEL=critical ROCKET_PURGE_INTERVAL=0 ROCKET_DATA_DIR="$WORK/data" ROCKET_JWT_ALGORITHM=HS256 "$@" \
         "$WORK/$binary" >"$WORK/$name.log" 2>&1 &
     PID=$!
     PIDS+=("$PID")
@@ -138,16 +145,23 @@ protected_round() {
     stop "$pid"
 }
 stop "$A"
-for round in 1 2; do
-    protected_round "with revocation check, round $round" with-check 18101
-    protected_round "without it (bench-only build), round $round" no-check 18102
-done
+if [ "$ONLY" != signatures ]; then
+    for round in 1 2; do
+        protected_round "with revocation check, round $round" with-check 18101
+        protected_round "without it (bench-only build), round $round" no-check 18102
+    done
+    start a with-check 18101
+    A=$PID
+    wait_live 18101
+    wrk -t2 -c64 -d"${DURATION}s" -H "$AUTH" http://127.0.0.1:18101/protected >/dev/null
+    say "resident memory after a ${DURATION}s load run: $(rss_mb "$A") MB"
+    stop "$A"
+fi
+source bench/signatures.sh
 start a with-check 18101
 A=$PID
 wait_live 18101
-wrk -t2 -c64 -d"${DURATION}s" -H "$AUTH" http://127.0.0.1:18101/protected >/dev/null
-say "resident memory after a ${DURATION}s load run: $(rss_mb "$A") MB"
-if [ "$ONLY" = protected ]; then
+if [ "$ONLY" = protected ] || [ "$ONLY" = signatures ]; then
     say ""
     say "results saved to $OUT"
     exit 0
