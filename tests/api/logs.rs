@@ -188,6 +188,8 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         })
         .await;
         assert_eq!(introspect(port, &wrong, &form).await, 401);
+        let metrics = metrics_text(port).await;
+        assert!(metrics.contains("jwt_blocklist_introspections_total"), "{metrics}");
 
         child.kill().expect("stops");
         child.wait().expect("stopped");
@@ -200,6 +202,7 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
             ("wrong Basic credentials", wrong.trim_start_matches("Basic ")),
         ]) {
             assert!(!text.contains(value), "{what} is in the {level} log");
+            assert!(!metrics.contains(value), "{what} is in /metrics");
         }
         for (what, value) in [
             ("the password", PASSWORD),
@@ -269,6 +272,16 @@ async fn introspect(port: u16, basic: &str, form: &str) -> u16 {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("reads");
     answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// The body of `GET /metrics`.
+async fn metrics_text(port: u16) -> String {
+    let request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("reads");
+    answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
 }
 
 /// Every form in which the signing key's private part could leak: its
