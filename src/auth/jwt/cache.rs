@@ -63,3 +63,44 @@ impl VerifiedTokens {
         entries.map.insert(key(token), verified.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwt::{Claims, TokenType};
+    use crate::db::{SessionId, TokenId, UserId};
+
+    fn verified() -> Verified {
+        let now = chrono::Utc::now();
+        let claims = Claims {
+            user_id: UserId::new_v4(),
+            sid: SessionId::new_v4(),
+            jti: TokenId::new_v4(),
+            token_type: TokenType::Access,
+            issued_at: now,
+            expires_at: now,
+            username: Some("alice".into()),
+            csrf: None,
+            kid: Some("kid".into()),
+        };
+        Verified { claims, exp: now.timestamp(), nbf: None }
+    }
+
+    #[test]
+    fn it_never_holds_more_than_its_capacity_and_forgets_a_key_change() {
+        let cache = VerifiedTokens::default();
+        let one = verified();
+        for n in 0..CAPACITY + 1_000 {
+            cache.insert(&format!("token {n}"), 1, &one);
+        }
+        assert_eq!(cache.entries.read().unwrap().map.len(), CAPACITY);
+        let last = format!("token {}", CAPACITY + 999);
+        assert!(cache.get(&last, 1).is_some(), "the newest is kept");
+        assert!(cache.get(&last, 2).is_none(), "another key version misses");
+
+        cache.insert("after the change", 2, &one);
+
+        assert_eq!(cache.entries.read().unwrap().map.len(), 1, "emptied for the new version");
+        assert!(cache.get(&last, 1).is_none());
+    }
+}
