@@ -96,7 +96,16 @@ label_values! {
     PurgeResult { Ok => "ok", Skipped => "skipped", Error => "error" }
     /// How an introspection ended (`outcome`).
     IntrospectionOutcome { Active => "active", Inactive => "inactive", InvalidClient => "invalid_client" }
+    /// A signing key's state (`state`), as `keys list` shows it.
+    KeyState { Next => "next", Active => "active", Retired => "retired", Revoked => "revoked" }
 }
+
+/// The signing keys by state, counted at each scrape. Rendered by
+/// [`render`] itself rather than through the process-wide registry: two
+/// applications in one process (the tests) would otherwise overwrite each
+/// other's counts between a scrape's setting and its rendering.
+const SIGNING_KEYS: Family =
+    Family { name: "jwt_blocklist_signing_keys", kind: Type::Gauge, help: "Signing keys, by state" };
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -182,15 +191,26 @@ pub struct MemoryState {
     pub polls: u64,
 }
 
-/// The Prometheus text: every count so far, and the memory's state now.
-pub fn render(memory: MemoryState) -> String {
+/// The Prometheus text: every count so far, the memory's state now, and
+/// the signing keys by state (`keys`: how many are in each, by `KeyState`).
+pub fn render(memory: MemoryState, keys: [usize; 4]) -> String {
     let handle = install();
     gauge!(MEMORY_ENTRIES.name).set(memory.entries as f64);
     gauge!(FOLLOWER_TRUSTED.name).set(if memory.trusted { 1.0 } else { 0.0 });
     gauge!(FOLLOWER_STALENESS.name).set(memory.staleness.as_secs_f64());
     counter!(FOLLOWER_POLLS.name).absolute(memory.polls);
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    text.push_str(&format!(
+        "# HELP {} {}\n# TYPE {} gauge\n",
+        SIGNING_KEYS.name, SIGNING_KEYS.help, SIGNING_KEYS.name
+    ));
+    for (state, count) in
+        [KeyState::Next, KeyState::Active, KeyState::Retired, KeyState::Revoked].iter().zip(keys)
+    {
+        text.push_str(&format!("{}{{state=\"{}\"}} {count}\n", SIGNING_KEYS.name, state.as_str()));
+    }
+    text
 }
 
 /// Installs the recorder at ignite, before anything is counted.

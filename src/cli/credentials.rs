@@ -8,19 +8,10 @@ use super::{open, CliError, ClientsCommand, KeysCommand};
 use crate::auth::clients::{is_valid_name, ClientSecrets};
 use crate::auth::keys::lifecycle;
 use crate::auth::keys::material::SealingKey;
-use crate::db::{Revoked, Rotated, SigningKeyRow};
+use crate::db::{Revoked, Rotated};
 
 fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn state(key: &SigningKeyRow, now: DateTime<Utc>) -> &'static str {
-    match () {
-        _ if key.revoked_at.is_some() => "revoked",
-        _ if key.is_next_at(now) => "next",
-        _ if key.signs_at(now) => "active",
-        _ => "retired",
-    }
 }
 
 pub(super) async fn keys(figment: &Figment, command: KeysCommand) -> Result<String, CliError> {
@@ -37,7 +28,7 @@ pub(super) async fn keys(figment: &Figment, command: KeysCommand) -> Result<Stri
                         "{}  {}  {}  created {}  signs from {}  retired {}  published until {}  revoked {}",
                         key.kid,
                         key.alg,
-                        state(key, now),
+                        key.state(now).as_str(),
                         time(key.created_at),
                         time(key.signs_from),
                         optional(key.retired_at),

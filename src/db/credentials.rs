@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Backend, DbError, Store};
+pub use crate::metrics::KeyState;
 
 /// A row of `signing_keys`.
 #[derive(Clone)]
@@ -56,6 +57,16 @@ impl SigningKeyRow {
     /// Published, not signing yet, at `now`.
     pub fn is_next_at(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.signs_from > now
+    }
+
+    /// Its state at `now`, as `keys list` and the metrics name it.
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        match () {
+            _ if self.revoked_at.is_some() => KeyState::Revoked,
+            _ if self.is_next_at(now) => KeyState::Next,
+            _ if self.signs_at(now) => KeyState::Active,
+            _ => KeyState::Retired,
+        }
     }
 }
 

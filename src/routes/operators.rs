@@ -107,6 +107,16 @@ fn scrape(store: &State<Store>) -> (ContentType, String) {
     };
     (
         ContentType::new("text", "plain").with_params([("version", "0.0.4"), ("charset", "utf-8")]),
-        metrics::render(memory),
+        metrics::render(memory, signing_keys(store)),
     )
+}
+
+/// How many signing keys are in each state now (by [`metrics::KeyState`]'s order).
+fn signing_keys(store: &Store) -> [usize; 4] {
+    let now = chrono::Utc::now();
+    let mut counts = [0; 4];
+    for key in &store.credentials().keys {
+        counts[key.state(now) as usize] += 1;
+    }
+    counts
 }

@@ -110,7 +110,36 @@ async fn metrics_count_shed_logins_and_database_errors(backend: Backend) {
     );
 }
 
+/// The signing keys by state, counted at the scrape by the scraped
+/// instance (exact: this family is rendered per scrape, not shared by the
+/// process's applications).
+async fn metrics_count_the_signing_keys_by_state(backend: Backend) {
+    use jwt_blocklist::auth::keys::lifecycle;
+    let app = TestApp::spawn(backend).await;
+    let config = app.client.rocket().state::<jwt_blocklist::config::AppConfig>().unwrap().clone();
+    let sealing = app.auth().jwt.keys().unwrap().sealing().clone();
+    let keys = |text: &str, state| sample(text, "jwt_blocklist_signing_keys", &[("state", state)]);
+    let first = scrape(&app).await;
+    assert_eq!((keys(&first, "active"), keys(&first, "next")), (1.0, 0.0), "{first}");
+
+    let next = match lifecycle::rotate(app.store(), &sealing, &config).await.unwrap() {
+        jwt_blocklist::db::Rotated::Next { kid, .. } => kid,
+        other => panic!("{other:?}"),
+    };
+    let rotated = scrape(&app).await;
+    lifecycle::revoke(app.store(), &sealing, &config, &next).await.unwrap();
+    let revoked = scrape(&app).await;
+
+    assert_eq!((keys(&rotated, "active"), keys(&rotated, "next")), (1.0, 1.0), "{rotated}");
+    assert_eq!(
+        (keys(&revoked, "active"), keys(&revoked, "next"), keys(&revoked, "revoked")),
+        (1.0, 0.0, 1.0)
+    );
+    assert_eq!(keys(&revoked, "retired"), 0.0);
+}
+
 backend_tests!(
+    metrics_count_the_signing_keys_by_state,
     metrics_count_requests_checks_logins_and_purges,
     metrics_count_shed_logins_and_database_errors
 );
