@@ -12,6 +12,7 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod error;
+pub mod feed;
 pub mod logging;
 pub mod metrics;
 pub mod purge;

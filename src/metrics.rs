@@ -68,6 +68,8 @@ families! {
         "Database errors seen by requests, by kind";
     INTROSPECTIONS = "jwt_blocklist_introspections_total", Counter,
         "Introspection requests, by outcome";
+    FEED_STREAMS = "jwt_blocklist_feed_streams", Gauge, "Revocation streams open now";
+    FEED_EVENTS = "jwt_blocklist_feed_events_total", Counter, "Revocation stream events sent, by event";
 }
 
 /// An enum of label values with their text.
@@ -96,6 +98,11 @@ label_values! {
     PurgeResult { Ok => "ok", Skipped => "skipped", Error => "error" }
     /// How an introspection ended (`outcome`).
     IntrospectionOutcome { Active => "active", Inactive => "inactive", InvalidClient => "invalid_client" }
+    /// A revocation stream's event (`event`).
+    FeedEvent {
+        Revoked => "revoked", Unrevoked => "unrevoked", KeyRevoked => "key_revoked",
+        Heartbeat => "heartbeat", Reset => "reset",
+    }
     /// A signing key's state (`state`), as `keys list` shows it.
     KeyState { Next => "next", Active => "active", Retired => "retired", Revoked => "revoked" }
 }
@@ -164,6 +171,28 @@ pub fn database_error(kind: DatabaseErrorKind) {
 /// Counts an introspection by how it ended.
 pub fn introspection(outcome: IntrospectionOutcome) {
     counter!(INTROSPECTIONS.name, "outcome" => outcome.as_str()).increment(1);
+}
+
+/// Counts a revocation stream's event.
+pub fn feed_event(event: FeedEvent) {
+    counter!(FEED_EVENTS.name, "event" => event.as_str()).increment(1);
+}
+
+/// Counts an open revocation stream while it lives.
+pub struct OpenStream(());
+
+impl OpenStream {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> OpenStream {
+        gauge!(FEED_STREAMS.name).increment(1.0);
+        OpenStream(())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        gauge!(FEED_STREAMS.name).decrement(1.0);
+    }
 }
 
 /// Counts a purge run and what it removed.

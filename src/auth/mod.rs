@@ -40,6 +40,8 @@ pub struct Auth {
     pub throttle: Arc<Throttle>,
     /// The keyed hash of resource servers' secrets.
     pub clients: ClientSecrets,
+    /// The key that signs revocation feed cursors.
+    pub cursors: crate::feed::cursor::CursorKey,
 }
 
 /// Builds the signing keys, the hashing threads and the throttle from the
@@ -70,7 +72,8 @@ pub fn stage() -> AdHoc {
             let throttle = Arc::new(Throttle::new(config.login_max_failures, window));
             let jwt = Jwt::new(&secret, &config, keys).map_err(|e| e.to_string())?;
             let clients = ClientSecrets::derive(&secret);
-            Ok::<_, String>(Auth { jwt, passwords, throttle, clients })
+            let cursors = crate::feed::cursor::CursorKey::derive(&secret);
+            Ok::<_, String>(Auth { jwt, passwords, throttle, clients, cursors })
         };
         match prepared.await {
             Ok(auth) => Ok(rocket.manage(auth)),

@@ -8,7 +8,8 @@
 //! line both call it.
 //!
 //! `Store`'s methods live with what they touch: accounts and sessions
-//! (`accounts.rs`), revocations and the purge (`revocations.rs`). Each
+//! (`accounts.rs`), revocations and the purge (`revocations.rs`), signing
+//! keys and clients (`credentials.rs`), the revocation feed (`feed.rs`). Each
 //! write is written once per backend, with the parameters in the order of
 //! the `Store` method that calls it (user, session, token), and the shared
 //! API suite runs every test on both backends, which keeps them equal.
@@ -56,6 +57,7 @@ mod accounts;
 mod cache;
 mod credentials;
 mod error;
+pub mod feed;
 mod follow;
 mod ids;
 mod model;
@@ -82,6 +84,11 @@ pub struct Store {
     wake: Arc<rocket::tokio::sync::Notify>,
     /// The signing keys and clients (`credentials.rs`).
     credentials: Arc<credentials::Held>,
+    /// The follower's ticks and the feed's batches (`feed.rs`).
+    feed: Arc<feed::Feed>,
+    /// The configured `access_token_ttl`: how long a revoked session
+    /// matters to access tokens (`feed.rs`).
+    access_token_ttl: chrono::Duration,
 }
 
 #[derive(Clone)]
@@ -107,7 +114,17 @@ pub async fn open(database: &DbConfig, config: &AppConfig) -> Result<Store, DbEr
     };
     let leeway = chrono::Duration::seconds(config.leeway as i64);
     let cache = Arc::new(RevocationCache::with_capacity(config.revocation_cache_capacity));
-    let store = Store { backend, timeout, cache, leeway, wake: Arc::default(), credentials: Arc::default() };
+    let access_token_ttl = chrono::Duration::seconds(config.access_token_ttl as i64);
+    let store = Store {
+        backend,
+        timeout,
+        cache,
+        leeway,
+        wake: Arc::default(),
+        credentials: Arc::default(),
+        feed: Arc::default(),
+        access_token_ttl,
+    };
     store.reload_credentials().await?;
     Ok(store)
 }

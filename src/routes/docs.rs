@@ -54,6 +54,7 @@ pub fn document() -> &'static openapi::OpenApi {
             super::operators::Doc::openapi(),
             super::discovery::Doc::openapi(),
             super::introspect::Doc::openapi(),
+            super::feed::Doc::openapi(),
             Doc::openapi(),
         ] {
             document.merge(part);

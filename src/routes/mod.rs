@@ -10,6 +10,7 @@
 //! - `operators.rs`: `GET /health`, `GET /metrics`
 //! - `discovery.rs`: `GET /.well-known/jwks.json`, `/.well-known/oauth-authorization-server`
 //! - `introspect.rs`: `POST /oauth/introspect` (RFC 7662)
+//! - `feed.rs`: `GET /revocations`, `/revocations/stream` (the revocation feed)
 //! - `page.rs`: `GET /`, the demo page (`demo.html`)
 //! - `docs.rs`: `GET /openapi.json` (assembled there from every file's `Doc`),
 //!   `GET /docs` and its files (Swagger UI)
@@ -29,6 +30,7 @@ pub mod accounts;
 pub mod bodies;
 pub mod discovery;
 pub mod docs;
+pub mod feed;
 pub mod guards;
 pub mod introspect;
 pub mod issue;
@@ -58,6 +60,7 @@ pub fn routes() -> Vec<Route> {
         protected::routes(),
         operators::routes(),
         discovery::routes(),
+        feed::routes(),
         page::routes(),
         docs::routes(),
         rocket::routes![crate::cors::preflight],

@@ -12,6 +12,7 @@ mod cors;
 mod discovery;
 mod endpoints;
 mod expiry;
+mod feed;
 mod input;
 mod introspection;
 mod keys;

@@ -74,7 +74,7 @@ async fn every_mounted_route_is_documented_and_every_documented_operation_is_mou
 fn contract_codes(path: &str, status: &str) -> Value {
     let codes: &[&str] = match status {
         "400" => &["invalid_request"],
-        "401" if path.starts_with("/oauth/") => &["invalid_client"],
+        "401" if path.starts_with("/oauth/") || path.starts_with("/revocations") => &["invalid_client"],
         "401" => &["missing_token", "invalid_token", "token_expired", "token_revoked", "invalid_credentials"],
         "403" => &["invalid_credentials", "csrf_failed"],
         "404" => &["not_found"],

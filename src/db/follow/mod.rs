@@ -31,6 +31,7 @@ use rocket::tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::cache::{RevocationCache, MAX_STALENESS};
+use super::feed::{Position, Tick};
 use super::model::REFRESH_ROTATED;
 use super::{Backend, DbError, Store};
 
@@ -139,6 +140,14 @@ impl Source {
         }
     }
 
+    /// Where in the event log memory stands.
+    fn position(&self) -> Position {
+        match self {
+            Source::Postgres(source) => Position::Postgres(source.snapshot().to_owned()),
+            Source::Sqlite(source) => Position::Sqlite(source.seen()),
+        }
+    }
+
     /// Until a notification wakes the follower, or the next heartbeat.
     async fn wait(&mut self) {
         match self {
@@ -162,6 +171,8 @@ impl Store {
                 cache.evict_expired(until_ms(Utc::now() - leeway));
             }
         }));
+        let batcher = self.clone();
+        let _batcher = AbortOnDrop(rocket::tokio::spawn(async move { batcher.batch_feed().await }));
         let _waker = match &self.backend {
             Backend::Postgres(pool) => {
                 let own = postgres::side_pool(pool, "jwt-blocklist-waker", 1);
@@ -200,6 +211,10 @@ impl Store {
         let load = source.load(Utc::now() - self.leeway, cache);
         let loaded =
             rocket::tokio::time::timeout(LOAD_TIMEOUT, load).await.map_err(|_| DbError::Timeout)??;
+        // The keys and clients too, read after the source began watching:
+        // a change committed before that (while this instance started, or
+        // while the follower was down) is not one a poll would report.
+        self.bounded(self.reload_credentials()).await?;
         let mut live = false;
         let mut overflowed_at = None;
         loop {
@@ -207,6 +222,7 @@ impl Store {
                 rocket::tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let polled_at = Instant::now();
+            let from = source.position();
             let (changes, credentials) = rocket::tokio::time::timeout(POLL_TIMEOUT, source.poll())
                 .await
                 .map_err(|_| {
@@ -221,10 +237,13 @@ impl Store {
             // A row whose token is already past expiry plus leeway is as good
             // as gone (a DBA's bulk insert of old rows adds nothing).
             let cutoff = until_ms(Utc::now() - self.leeway);
+            let changed = !changes.is_empty();
             for (id, until) in changes {
                 cache.set(id, until.filter(|&until| until >= cutoff));
             }
             cache.confirm(polled_at);
+            let as_of = Utc::now() - polled_at.elapsed();
+            self.feed.tick(Tick { from, to: source.position(), changed, as_of });
             if !live {
                 live = true;
                 cache.trust();

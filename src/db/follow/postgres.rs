@@ -115,6 +115,11 @@ impl Source {
         load_rows(cache, rows).await
     }
 
+    /// The snapshot memory stands at.
+    pub(super) fn snapshot(&self) -> &str {
+        &self.snapshot
+    }
+
     pub(super) async fn poll(&mut self) -> Result<(Vec<Change>, Option<i64>), DbError> {
         self.polled_at = rocket::tokio::time::Instant::now();
         let rows: Vec<PollRow> =

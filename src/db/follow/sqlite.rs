@@ -88,6 +88,11 @@ impl Source {
         load_rows(cache, rows).await
     }
 
+    /// The newest event memory has applied.
+    pub(super) fn seen(&self) -> i64 {
+        self.seen
+    }
+
     pub(super) async fn poll(&mut self) -> Result<(Vec<Change>, Option<i64>), DbError> {
         let version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut self.conn).await?;
         if version == self.version {

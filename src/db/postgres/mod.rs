@@ -17,6 +17,7 @@ use super::{DbError, NewSession, SessionId, TokenId, User, UserId};
 use crate::config::DbConfig;
 
 pub(super) mod credentials;
+pub(super) mod feed;
 mod purge;
 mod revoke;
 pub(super) use credentials::{add_client, credentials, remove_client};

@@ -22,6 +22,7 @@ use super::model::{Device, SessionInfo};
 use super::{DbError, NewSession, SessionId, TokenId, User, UserId};
 
 pub(super) mod credentials;
+pub(super) mod feed;
 mod open;
 mod purge;
 mod revoke;

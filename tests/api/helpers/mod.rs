@@ -2,12 +2,14 @@
 //! Rocket's local client ([`app`]), a logged-in caller ([`caller`]), tokens
 //! looked into and forged
 //! ([`tokens`]), a proxy that cuts or freezes the database ([`proxy`]), the
-//! application on a real port for outside clients ([`server`]), and the
-//! waits tests share.
+//! application on a real port for outside clients ([`server`]), the
+//! revocation feed as a client reads it ([`feed`]), and the waits tests
+//! share.
 
 pub mod app;
 pub mod caller;
 pub mod db;
+pub mod feed;
 pub mod proxy;
 pub mod server;
 pub mod tokens;

@@ -1,0 +1,179 @@
+//! The revocation stream (`GET /revocations/stream`, contract v3): what one
+//! open connection is sent, as [`Event`]s; `routes/feed.rs` writes them as
+//! server-sent events.
+//!
+//! A stream follows the store's batches (`db/feed.rs`): each is what the
+//! follower confirmed from the database, so a stream sends nothing that was
+//! not, and its heartbeat's `as_of` is the confirmation's. When the follower
+//! stalls, batches stop and so do heartbeats: a client that goes a second
+//! without one knows it is not current. A stream that is not where a batch
+//! begins (it resumed from a cursor, or fell behind) reads what it missed
+//! itself; when the log no longer has it, it sends `reset` and ends.
+//!
+//! It ends, too, when its client is removed, at shutdown, and when the
+//! database fails it (the client resumes by cursor). Nothing in it grows
+//! with what it sends: it holds a position and the set of revoked keys.
+
+pub mod cursor;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rocket::futures::Stream;
+use rocket::response::stream::stream;
+use rocket::Shutdown;
+
+use crate::db::feed::{Change, Entry, Position};
+use crate::db::{DbError, Store};
+use cursor::{Cursor, CursorKey};
+
+/// Heartbeats come with batches (the follower confirms at least every
+/// 200 ms; on SQLite every few milliseconds), at most this often when
+/// nothing else is sent.
+const HEARTBEAT_GAP: Duration = Duration::from_millis(100);
+
+/// One server-sent event; every one but `Reset` carries its cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Revoked { cursor: String, entry: Entry },
+    Unrevoked { cursor: String, entry: Entry },
+    KeyRevoked { cursor: String, kid: String },
+    Heartbeat { cursor: String, as_of: DateTime<Utc> },
+    Reset,
+}
+
+/// Who is following, and how long a revoked key matters.
+pub struct Follower {
+    pub client: String,
+    /// The client's secret hash when the stream opened: a client removed
+    /// (or added again under the same name) ends the stream.
+    pub secret_hash: Vec<u8>,
+    /// How long a revoked key's tokens can still be presented: the longest
+    /// an access token lives, plus leeway.
+    pub key_tail: chrono::Duration,
+}
+
+/// The kids of keys revoked so recently that tokens they signed may still
+/// be presented.
+pub fn revoked_keys(store: &Store, tail: chrono::Duration) -> BTreeSet<String> {
+    let since = Utc::now() - tail;
+    let credentials = store.credentials();
+    credentials
+        .keys
+        .iter()
+        .filter(|key| key.revoked_at.is_some_and(|at| at > since))
+        .map(|key| key.kid.clone())
+        .collect()
+}
+
+fn change_event(cursors: &CursorKey, from: &Position, to: &Position, change: &Change) -> Event {
+    let cursor =
+        cursors.encode(&Cursor { from: from.clone(), to: to.clone(), after: Some(change.entry().id) });
+    match change {
+        Change::Revoked(entry) => Event::Revoked { cursor, entry: entry.clone() },
+        Change::Unrevoked(entry) => Event::Unrevoked { cursor, entry: entry.clone() },
+    }
+}
+
+/// The events of one stream, from `start` (or from the next batch).
+pub fn events(
+    store: Store,
+    cursors: CursorKey,
+    follower: Follower,
+    start: Option<Cursor>,
+    mut shutdown: Shutdown,
+) -> impl Stream<Item = Event> + Send {
+    stream! {
+        let _open = crate::metrics::OpenStream::new();
+        let mut batches = store.feed_batches();
+        let registered = || {
+            store.credentials().clients.iter().any(|client| {
+                client.name == follower.client && client.secret_hash == follower.secret_hash
+            })
+        };
+        // Resuming: every key revoked while the client was away is sent
+        // again (a repeat is harmless, a miss is not).
+        let mut known_keys = match start {
+            Some(_) => BTreeSet::new(),
+            None => revoked_keys(&store, follower.key_tail),
+        };
+        let mut position = None;
+        if let Some(cursor) = start {
+            if !cursor.is_at_position() {
+                match store.feed_changes(&cursor.from, &cursor.to, cursor.after).await {
+                    Ok(changes) => {
+                        for change in &changes {
+                            yield change_event(&cursors, &cursor.from, &cursor.to, change);
+                        }
+                    }
+                    Err(DbError::EventGap) => {
+                        yield Event::Reset;
+                        return;
+                    }
+                    Err(error) => {
+                        log::info!("revocation stream of {}: ended ({error})", follower.client);
+                        return;
+                    }
+                }
+            }
+            position = Some(cursor.to);
+        }
+        let mut last_heartbeat: Option<Instant> = None;
+        loop {
+            let batch = rocket::tokio::select! {
+                changed = batches.changed() => match changed {
+                    Ok(()) => batches.borrow_and_update().clone(),
+                    Err(_) => return,
+                },
+                _ = &mut shutdown => return,
+            };
+            let Some(batch) = batch else { continue };
+            if !registered() {
+                log::info!("revocation stream of {}: the client was removed", follower.client);
+                return;
+            }
+            let mut sent = false;
+            let at = match position.take() {
+                // No cursor: the stream begins where this batch ends.
+                None => batch.to.clone(),
+                Some(at) if at == batch.to => at,
+                Some(at) => {
+                    let shared = (at == batch.from).then(|| batch.changes.clone()).flatten();
+                    let changes = match shared {
+                        Some(changes) => changes,
+                        None => match store.feed_changes(&at, &batch.to, None).await {
+                            Ok(changes) => Arc::new(changes),
+                            Err(DbError::EventGap) => {
+                                yield Event::Reset;
+                                return;
+                            }
+                            Err(error) => {
+                                log::info!("revocation stream of {}: ended ({error})", follower.client);
+                                return;
+                            }
+                        },
+                    };
+                    for change in changes.iter() {
+                        sent = true;
+                        yield change_event(&cursors, &at, &batch.to, change);
+                    }
+                    batch.to.clone()
+                }
+            };
+            let here = cursors.encode(&Cursor::at(at.clone()));
+            for kid in revoked_keys(&store, follower.key_tail) {
+                if known_keys.insert(kid.clone()) {
+                    sent = true;
+                    yield Event::KeyRevoked { cursor: here.clone(), kid };
+                }
+            }
+            position = Some(at);
+            if sent || last_heartbeat.is_none_or(|last| last.elapsed() >= HEARTBEAT_GAP) {
+                last_heartbeat = Some(Instant::now());
+                yield Event::Heartbeat { cursor: here, as_of: batch.as_of };
+            }
+        }
+    }
+}
