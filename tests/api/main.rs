@@ -26,6 +26,7 @@ mod purge;
 mod readme;
 mod refresh;
 mod request_id;
+mod resource_server;
 mod revocation;
 mod rfc7009;
 mod roles;

@@ -66,17 +66,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: LocalRequest<'_>) -> TestResponse {
-        let response = request.dispatch().await;
-        let status = response.status();
-        let www_authenticate = response.headers().get_one("WWW-Authenticate").map(str::to_owned);
-        let cache_control = response.headers().get_one("Cache-Control").map(str::to_owned);
-        let retry_after = response.headers().get_one("Retry-After").map(str::to_owned);
-        let headers =
-            response.headers().iter().map(|h| (h.name().to_string(), h.value().to_owned())).collect();
-        let content_type = response.content_type().map(|ct| ct.to_string());
-        let text = response.into_string().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        TestResponse { status, body, www_authenticate, cache_control, content_type, retry_after, headers }
+        TestResponse::read(request.dispatch().await).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
@@ -216,6 +206,20 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// Reads a local client's response whole.
+    pub async fn read(response: rocket::local::asynchronous::LocalResponse<'_>) -> TestResponse {
+        let status = response.status();
+        let www_authenticate = response.headers().get_one("WWW-Authenticate").map(str::to_owned);
+        let cache_control = response.headers().get_one("Cache-Control").map(str::to_owned);
+        let retry_after = response.headers().get_one("Retry-After").map(str::to_owned);
+        let headers =
+            response.headers().iter().map(|h| (h.name().to_string(), h.value().to_owned())).collect();
+        let content_type = response.content_type().map(|ct| ct.to_string());
+        let text = response.into_string().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        TestResponse { status, body, www_authenticate, cache_control, content_type, retry_after, headers }
+    }
+
     /// The first header named `name` (case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())

@@ -1,4 +1,5 @@
-//! A TCP proxy in front of Postgres, for outages of two kinds: a cut (every
+//! A TCP proxy in front of Postgres (or of the service itself, for the
+//! resource servers that follow its feed), for outages of two kinds: a cut (every
 //! open connection closed, new ones refused) and a freeze (sockets stay open,
 //! nothing is forwarded either way: a stopped backend, a network that drops
 //! packets, a frozen proxy), each undone by `restore` or `thaw`. It also

@@ -15,7 +15,13 @@ pub struct Server {
 impl Server {
     /// Launches the app built from `figment` on 127.0.0.1 and a free port.
     pub async fn start(figment: Figment) -> Server {
-        let figment = figment.merge(("address", "127.0.0.1")).merge(("port", 0));
+        Server::start_on(figment, 0).await
+    }
+
+    /// Launches the app built from `figment` on 127.0.0.1:`port` (0: a
+    /// free one).
+    pub async fn start_on(figment: Figment, port: u16) -> Server {
+        let figment = figment.merge(("address", "127.0.0.1")).merge(("port", port));
         let (lifted_tx, lifted_rx) = tokio::sync::oneshot::channel();
         let rocket =
             jwt_blocklist::rocket(figment).attach(AdHoc::on_liftoff("Report the port", move |rocket| {
