@@ -79,6 +79,11 @@ async fn service_protected(fleet: &Fleet, authorization: Option<&str>) -> TestRe
     fleet.app.send(request).await
 }
 
+/// The status of `GET /protected` at the resource server with `tokens`.
+async fn status_at_rs(fleet: &Fleet, tokens: &Tokens) -> Status {
+    rs_protected(fleet, Some(&bearer(&tokens.access))).await.status
+}
+
 /// The parts of an answer a client sees: status, body, challenge.
 fn seen(response: &TestResponse) -> (u16, Value, Option<String>) {
     (response.status.code, response.body.clone(), response.header("WWW-Authenticate").map(str::to_owned))
@@ -198,6 +203,43 @@ async fn an_outage_means_503_within_a_second_then_recovery(backend: Backend) {
     drop(fleet.server);
 }
 
+/// A revocation made while the resource server was cut off reaches it when
+/// it resumes from its cursor; one whose events the log no longer has
+/// reaches it through `reset` and a new snapshot.
+async fn resuming_sees_what_happened_meanwhile_and_a_reset_resnapshots(backend: Backend) {
+    let fleet = fleet(backend, |f| f).await;
+    let (first, second) = (fleet.app.signup("alice").await, fleet.app.login_ok("alice").await);
+    assert_eq!(status_at_rs(&fleet, &first).await, Status::Ok);
+
+    fleet.proxy.cut();
+    assert_eq!(fleet.app.caller(&first).logout().await.status, Status::Ok);
+    fleet.proxy.restore();
+    wait_until("resumed: the logout made meanwhile is in force", Duration::from_secs(6), || async {
+        status_at_rs(&fleet, &first).await == Status::Unauthorized
+    })
+    .await;
+    assert_eq!(status_at_rs(&fleet, &second).await, Status::Ok);
+
+    assert_eq!(fleet.verifier.status().snapshots, 1, "resuming took no snapshot");
+    fleet.proxy.cut();
+    assert_eq!(fleet.app.caller(&second).logout().await.status, Status::Ok);
+    // As the purge prunes events older than ten minutes: the cursor the
+    // resource server holds is no longer covered.
+    match backend {
+        Backend::Postgres => {
+            fleet.app.db.execute("UPDATE revocation_events_pruned SET through = pg_current_xact_id()").await
+        }
+        Backend::Sqlite => fleet.app.db.execute("DELETE FROM revocation_events").await,
+    }
+    fleet.proxy.restore();
+    wait_until("reset, a new snapshot: the second logout is in force", Duration::from_secs(8), || async {
+        status_at_rs(&fleet, &second).await == Status::Unauthorized
+    })
+    .await;
+    assert_eq!(fleet.verifier.status().snapshots, 2, "reset: a new snapshot");
+    rs_protected(&fleet, Some(&bearer(&second.access))).await.assert_token_error("token_revoked");
+}
+
 async fn key_rotation_and_revocation_are_followed_without_restart(backend: Backend) {
     let fleet = fleet(backend, |f| f.merge(("jwks_max_age", 1))).await;
     let config = fleet.app.client.rocket().state::<AppConfig>().unwrap().clone();
@@ -290,6 +332,7 @@ async fn the_tower_layer_guards_a_service(backend: Backend) {
 
 backend_tests!(
     answers_as_the_service_does,
+    resuming_sees_what_happened_meanwhile_and_a_reset_resnapshots,
     a_logout_is_refused_there_within_a_second,
     an_outage_means_503_within_a_second_then_recovery,
     key_rotation_and_revocation_are_followed_without_restart,

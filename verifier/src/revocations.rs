@@ -28,6 +28,7 @@ struct State {
     confirmed: Option<Instant>,
     loaded: bool,
     overflowed: bool,
+    snapshots: u64,
 }
 
 /// How current the set is, for `/health` and logs.
@@ -39,6 +40,9 @@ pub struct Status {
     /// Since the last confirmation (`None`: never confirmed).
     pub staleness: Option<Duration>,
     pub over_capacity: bool,
+    /// Snapshots taken so far (1 after start; one more per `reset`, refused
+    /// cursor, or reload over capacity).
+    pub snapshots: u64,
 }
 
 pub(crate) struct Revocations {
@@ -74,6 +78,7 @@ impl Revocations {
         state.entries = entries;
         state.revoked_keys = revoked_keys;
         state.loaded = true;
+        state.snapshots += 1;
         state.confirmed = Some(confirmed_at(now, now_ms, as_of_ms));
     }
 
@@ -143,7 +148,13 @@ impl Revocations {
 
     pub fn status(&self, now: Instant) -> Status {
         let Ok(state) = self.state.read() else {
-            return Status { current: false, entries: 0, staleness: None, over_capacity: false };
+            return Status {
+                current: false,
+                entries: 0,
+                staleness: None,
+                over_capacity: false,
+                snapshots: 0,
+            };
         };
         let staleness = state.confirmed.map(|at| now.saturating_duration_since(at));
         Status {
@@ -151,6 +162,7 @@ impl Revocations {
             entries: state.entries.len(),
             staleness,
             over_capacity: state.overflowed,
+            snapshots: state.snapshots,
         }
     }
 }
