@@ -6,6 +6,7 @@
 #   bench/run.sh SECONDS storm                 only the login storm section
 #   bench/run.sh SECONDS protected             only start-up and GET /protected
 #   bench/run.sh SECONDS signatures            only the per-algorithm section
+#   bench/run.sh SECONDS feed                  only the signatures and feed sections
 #
 # Needs Postgres on 127.0.0.1:5432 (BENCH_ADMIN_URL to change) and wrk
 # (installed from Debian if missing). Results go to stdout and to
@@ -34,6 +35,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"${DB}_feed\" WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,8 +53,11 @@ cp target/release/jwt-blocklist "$WORK/no-check"
 cargo build --release --quiet
 cp target/release/jwt-blocklist "$WORK/with-check"
 # Last: an example builds the library with its dev features.
-cargo build --release --quiet --example bench-signing
+cargo build --release --quiet --example bench-signing --example bench-feed
 cp target/release/examples/bench-signing "$WORK/bench-signing"
+cp target/release/examples/bench-feed "$WORK/bench-feed"
+cargo build --release --quiet -p jwt-blocklist-verifier --example resource_server
+cp target/release/examples/resource_server "$WORK/resource-server"
 psql "$ADMIN_URL" -qc "CREATE DATABASE \"$DB\""
 
 # start NAME BINARY PORT [VAR=value ...]: starts an instance, sets $PID.
@@ -145,7 +150,7 @@ protected_round() {
     stop "$pid"
 }
 stop "$A"
-if [ "$ONLY" != signatures ]; then
+if [ "$ONLY" != signatures ] && [ "$ONLY" != feed ]; then
     for round in 1 2; do
         protected_round "with revocation check, round $round" with-check 18101
         protected_round "without it (bench-only build), round $round" no-check 18102
@@ -158,10 +163,13 @@ if [ "$ONLY" != signatures ]; then
     stop "$A"
 fi
 source bench/signatures.sh
+if [ "$ONLY" != signatures ]; then
+    source bench/feed.sh
+fi
 start a with-check 18101
 A=$PID
 wait_live 18101
-if [ "$ONLY" = protected ] || [ "$ONLY" = signatures ]; then
+if [ "$ONLY" = protected ] || [ "$ONLY" = signatures ] || [ "$ONLY" = feed ]; then
     say ""
     say "results saved to $OUT"
     exit 0

@@ -222,6 +222,13 @@ impl Verifier {
         &self.shared.config
     }
 
+    /// A counter that moves each time the revocation set changes (an
+    /// event or a snapshot applied): wait on it to react to revocations,
+    /// as the benchmark does to time them.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.revocations.changes()
+    }
+
     /// How current the revocation set is.
     pub fn status(&self) -> Status {
         self.shared.revocations.status(Instant::now())

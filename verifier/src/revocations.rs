@@ -49,6 +49,8 @@ pub(crate) struct Revocations {
     capacity: usize,
     max_staleness: Duration,
     state: RwLock<State>,
+    /// Counts the changes applied (events and snapshots).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// When a confirmation made at wall time `as_of_ms`, received at `now` (wall
@@ -61,7 +63,16 @@ fn confirmed_at(now: Instant, now_ms: i64, as_of_ms: i64) -> Instant {
 
 impl Revocations {
     pub fn new(capacity: usize, max_staleness: Duration) -> Self {
-        Revocations { capacity, max_staleness, state: RwLock::default() }
+        Revocations { capacity, max_staleness, state: RwLock::default(), changes: tokio::sync::watch::channel(0).0 }
+    }
+
+    /// A counter that moves with every change applied to the set.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|count| *count += 1);
     }
 
     /// Replaces the set with a snapshot's, confirmed as of `as_of_ms`.
@@ -80,6 +91,8 @@ impl Revocations {
         state.loaded = true;
         state.snapshots += 1;
         state.confirmed = Some(confirmed_at(now, now_ms, as_of_ms));
+        drop(state);
+        self.changed();
     }
 
     /// A `revoked` event.
@@ -90,6 +103,8 @@ impl Revocations {
             return;
         }
         state.entries.insert(id, until_ms);
+        drop(state);
+        self.changed();
     }
 
     /// An `unrevoked` event.
@@ -97,6 +112,7 @@ impl Revocations {
         if let Ok(mut state) = self.state.write() {
             state.entries.remove(&id);
         }
+        self.changed();
     }
 
     /// A `key_revoked` event.
@@ -104,6 +120,7 @@ impl Revocations {
         if let Ok(mut state) = self.state.write() {
             state.revoked_keys.insert(kid);
         }
+        self.changed();
     }
 
     /// A heartbeat: current as of `as_of_ms`.
