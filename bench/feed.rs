@@ -41,7 +41,8 @@ async fn start(url: &str, id: &str, secret: &str) -> Verifier {
 }
 
 async fn propagation(url: &str, id: &str, secret: &str, followers: usize, tokens: &str, n: usize) {
-    let tokens: Vec<String> = std::fs::read_to_string(tokens).expect("tokens").lines().take(n).map(str::to_owned).collect();
+    let tokens: Vec<String> =
+        std::fs::read_to_string(tokens).expect("tokens").lines().take(n).map(str::to_owned).collect();
     let mut verifiers = Vec::new();
     for _ in 0..followers {
         verifiers.push(start(url, id, secret).await);

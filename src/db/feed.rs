@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rocket::futures::Stream;
+use rocket::futures::{Stream, TryStreamExt};
 use rocket::tokio::sync::watch;
 use uuid::Uuid;
 
@@ -123,6 +123,11 @@ pub struct Snapshot {
     pub entries: std::pin::Pin<Box<dyn Stream<Item = Result<Entry, DbError>> + Send>>,
 }
 
+/// A snapshot's rows as a backend reads them: the id, whether it names a
+/// session, `until_ms`, `revoked_ms` (ids no token can match left out).
+pub(super) type SnapshotRows =
+    std::pin::Pin<Box<dyn Stream<Item = Result<(Uuid, bool, i64, i64), DbError>> + Send>>;
+
 impl Store {
     /// The batches, newest only (a stream that falls behind reads what it
     /// missed with [`feed_changes`](Self::feed_changes)).
@@ -160,13 +165,19 @@ impl Store {
     pub async fn feed_snapshot(&self) -> Result<Snapshot, DbError> {
         let cutoff = super::follow::until_ms(Utc::now() - self.leeway);
         let tail = self.session_tail_ms();
-        self.bounded(async {
-            match &self.backend {
-                Backend::Postgres(pool) => super::postgres::feed::snapshot(pool, cutoff, tail).await,
-                Backend::Sqlite(pool) => super::sqlite::feed::snapshot(pool, cutoff, tail).await,
-            }
-        })
-        .await
+        let (position, rows) = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Postgres(pool) => super::postgres::feed::snapshot(pool, cutoff).await,
+                    Backend::Sqlite(pool) => super::sqlite::feed::snapshot(pool, cutoff).await,
+                }
+            })
+            .await?;
+        let entries = rows.try_filter_map(move |(id, is_session, until, revoked)| {
+            let entry = entry(id, is_session, until, revoked, tail);
+            std::future::ready(Ok((entry.until_ms >= cutoff).then_some(entry)))
+        });
+        Ok(Snapshot { position, entries: Box::pin(entries) })
     }
 
     /// How long a revoked session matters to access tokens after it was

@@ -68,6 +68,31 @@ pub fn revoked_keys(store: &Store, tail: chrono::Duration) -> BTreeSet<String> {
         .collect()
 }
 
+/// Why a stream stops reading.
+enum Stop {
+    /// The log no longer covers the stream's position: send `reset`.
+    Reset,
+    /// The database failed it: end (the client resumes by cursor).
+    Ended,
+}
+
+/// The changes between two positions, or why the stream must stop.
+async fn changes(
+    store: &Store,
+    client: &str,
+    from: &Position,
+    to: &Position,
+    after: Option<uuid::Uuid>,
+) -> Result<Vec<Change>, Stop> {
+    store.feed_changes(from, to, after).await.map_err(|error| match error {
+        DbError::EventGap => Stop::Reset,
+        error => {
+            log::info!("revocation stream of {client}: ended ({error})");
+            Stop::Ended
+        }
+    })
+}
+
 fn change_event(cursors: &CursorKey, from: &Position, to: &Position, change: &Change) -> Event {
     let cursor =
         cursors.encode(&Cursor { from: from.clone(), to: to.clone(), after: Some(change.entry().id) });
@@ -102,20 +127,17 @@ pub fn events(
         let mut position = None;
         if let Some(cursor) = start {
             if !cursor.is_at_position() {
-                match store.feed_changes(&cursor.from, &cursor.to, cursor.after).await {
+                match changes(&store, &follower.client, &cursor.from, &cursor.to, cursor.after).await {
                     Ok(changes) => {
                         for change in &changes {
                             yield change_event(&cursors, &cursor.from, &cursor.to, change);
                         }
                     }
-                    Err(DbError::EventGap) => {
+                    Err(Stop::Reset) => {
                         yield Event::Reset;
                         return;
                     }
-                    Err(error) => {
-                        log::info!("revocation stream of {}: ended ({error})", follower.client);
-                        return;
-                    }
+                    Err(Stop::Ended) => return,
                 }
             }
             position = Some(cursor.to);
@@ -143,16 +165,13 @@ pub fn events(
                     let shared = (at == batch.from).then(|| batch.changes.clone()).flatten();
                     let changes = match shared {
                         Some(changes) => changes,
-                        None => match store.feed_changes(&at, &batch.to, None).await {
+                        None => match changes(&store, &follower.client, &at, &batch.to, None).await {
                             Ok(changes) => Arc::new(changes),
-                            Err(DbError::EventGap) => {
+                            Err(Stop::Reset) => {
                                 yield Event::Reset;
                                 return;
                             }
-                            Err(error) => {
-                                log::info!("revocation stream of {}: ended ({error})", follower.client);
-                                return;
-                            }
+                            Err(Stop::Ended) => return,
                         },
                     };
                     for change in changes.iter() {

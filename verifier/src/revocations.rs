@@ -63,7 +63,12 @@ fn confirmed_at(now: Instant, now_ms: i64, as_of_ms: i64) -> Instant {
 
 impl Revocations {
     pub fn new(capacity: usize, max_staleness: Duration) -> Self {
-        Revocations { capacity, max_staleness, state: RwLock::default(), changes: tokio::sync::watch::channel(0).0 }
+        Revocations {
+            capacity,
+            max_staleness,
+            state: RwLock::default(),
+            changes: tokio::sync::watch::channel(0).0,
+        }
     }
 
     /// A counter that moves with every change applied to the set.

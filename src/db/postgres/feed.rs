@@ -11,7 +11,7 @@ use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
 use super::until_ms;
-use crate::db::feed::{change, entry, Change, Position, Snapshot};
+use crate::db::feed::{change, Change, Position, SnapshotRows};
 use crate::db::DbError;
 
 /// The ids with events between snapshots `$1` and `$2` (after `$3`, if
@@ -81,32 +81,18 @@ static SNAPSHOT: LazyLock<String> = LazyLock::new(|| {
 pub(in crate::db) async fn snapshot(
     pool: &PgPool,
     cutoff_ms: i64,
-    tail_ms: i64,
-) -> Result<Snapshot, DbError> {
+) -> Result<(Position, SnapshotRows), DbError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     // The transaction's snapshot is taken by its first query: this one.
     let position: String =
         sqlx::query_scalar("SELECT pg_current_snapshot()::text").fetch_one(&mut *tx).await?;
-    let entries = rocket::response::stream::stream! {
+    let rows = rocket::response::stream::stream! {
         let mut tx = tx;
-        let mut rows = sqlx::query_as::<_, (Uuid, bool, i64, i64)>(SNAPSHOT.as_str())
-            .bind(cutoff_ms)
-            .fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, (Uuid, bool, i64, i64)>(SNAPSHOT.as_str()).bind(cutoff_ms).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await.transpose() {
-            match row {
-                Ok((id, is_session, until, revoked)) => {
-                    let entry = entry(id, is_session, until, revoked, tail_ms);
-                    if entry.until_ms >= cutoff_ms {
-                        yield Ok(entry);
-                    }
-                }
-                Err(error) => {
-                    yield Err(DbError::from(error));
-                    break;
-                }
-            }
+            yield row.map_err(DbError::from);
         }
     };
-    Ok(Snapshot { position: Position::Postgres(position), entries: Box::pin(entries) })
+    Ok((Position::Postgres(position), Box::pin(rows)))
 }

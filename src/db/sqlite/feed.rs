@@ -12,7 +12,7 @@ use sqlx::sqlite::SqlitePool;
 use uuid::Uuid;
 
 use super::until_ms;
-use crate::db::feed::{change, entry, Change, Position, Snapshot};
+use crate::db::feed::{change, Change, Position, SnapshotRows};
 use crate::db::DbError;
 
 /// The ids with events numbered in (`?1`, `?2`] (after `?3`, if given),
@@ -86,8 +86,7 @@ static SNAPSHOT: LazyLock<String> = LazyLock::new(|| {
 pub(in crate::db) async fn snapshot(
     pool: &SqlitePool,
     cutoff_ms: i64,
-    tail_ms: i64,
-) -> Result<Snapshot, DbError> {
+) -> Result<(Position, SnapshotRows), DbError> {
     let mut tx = pool.begin().await?;
     // The first read fixes the transaction's view: this one.
     let position: i64 = sqlx::query_scalar(
@@ -95,26 +94,19 @@ pub(in crate::db) async fn snapshot(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let entries = rocket::response::stream::stream! {
+    let rows = rocket::response::stream::stream! {
         let mut tx = tx;
-        let mut rows = sqlx::query_as::<_, (String, bool, i64, i64)>(SNAPSHOT.as_str())
-            .bind(cutoff_ms)
-            .fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, (String, bool, i64, i64)>(SNAPSHOT.as_str()).bind(cutoff_ms).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await.transpose() {
             match row {
-                Ok((id, is_session, until, revoked)) => {
-                    let Ok(id) = Uuid::parse_str(&id) else { continue };
-                    let entry = entry(id, is_session, until, revoked, tail_ms);
-                    if entry.until_ms >= cutoff_ms {
-                        yield Ok(entry);
-                    }
-                }
-                Err(error) => {
-                    yield Err(DbError::from(error));
-                    break;
-                }
+                // A jti no token can match (not a UUID): nothing to send.
+                Ok((id, is_session, until, revoked)) => match Uuid::parse_str(&id) {
+                    Ok(id) => yield Ok((id, is_session, until, revoked)),
+                    Err(_) => continue,
+                },
+                Err(error) => yield Err(DbError::from(error)),
             }
         }
     };
-    Ok(Snapshot { position: Position::Sqlite(position), entries: Box::pin(entries) })
+    Ok((Position::Sqlite(position), Box::pin(rows)))
 }
