@@ -218,6 +218,20 @@ impl ApiError {
     }
 }
 
+/// The verifier library's refusals (its checks are the service's own).
+impl From<jwt_blocklist_verifier::VerifyError> for ApiError {
+    fn from(error: jwt_blocklist_verifier::VerifyError) -> Self {
+        use jwt_blocklist_verifier::VerifyError;
+        match error {
+            VerifyError::MissingToken => ApiError::MissingToken,
+            VerifyError::InvalidToken(description) => ApiError::InvalidToken(description),
+            VerifyError::TokenExpired => ApiError::TokenExpired,
+            VerifyError::TokenRevoked => ApiError::TokenRevoked,
+            VerifyError::NotCurrent => ApiError::ServiceUnavailable,
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {

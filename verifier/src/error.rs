@@ -87,6 +87,7 @@ impl std::fmt::Display for ErrorBody {
 }
 
 /// Why [`Verifier::start`](crate::Verifier::start) failed.
+#[cfg(feature = "client")]
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot read {url}: {source}")]

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::Shared;
+use crate::client::Shared;
 
 /// The longest line of the event stream, and the longest snapshot entry.
 const MAX_LINE: usize = 64 * 1024;

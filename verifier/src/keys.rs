@@ -22,7 +22,7 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 pub(crate) struct KeySet {
     pub keys: HashMap<String, PublicKey>,
     /// Bumped by every fetch that changed the set's kids.
-    pub version: u64,
+    pub version: i64,
     /// When the set must be fetched again.
     pub expires: Instant,
 }
@@ -92,7 +92,7 @@ impl Keys {
         }
     }
 
-    pub fn version(&self) -> u64 {
+    pub fn version(&self) -> i64 {
         self.set.read().map(|set| set.version).unwrap_or(0)
     }
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::{SessionId, TokenId, UserId};
 use crate::error::ApiError;
+use jwt_blocklist_verifier::checks;
 
 /// Keeps access and refresh tokens apart: the `type` claim (as
 /// Flask-JWT-Extended names it), and under ES256 and EdDSA the `typ`
@@ -101,42 +102,22 @@ impl WireClaims {
 
 impl Verified {
     /// RFC 7519: expired from the instant `now` reaches `exp + leeway`; not
-    /// yet valid while `now` is before `nbf - leeway`. Never rounded.
+    /// yet valid while `now` is before `nbf - leeway`. Never rounded. (The
+    /// verifier library's check: resource servers expire tokens at the same
+    /// instant.)
     pub fn check_times(&self, now: DateTime<Utc>, leeway: i64) -> Result<(), ApiError> {
-        let micros = |seconds: i64| seconds.saturating_mul(1_000_000);
-        let now = now.timestamp_micros();
-        if now >= micros(self.exp.saturating_add(leeway)) {
-            return Err(ApiError::TokenExpired);
-        }
-        if self.nbf.is_some_and(|nbf| now < micros(nbf.saturating_sub(leeway))) {
-            return Err(ApiError::invalid_token("Token is not yet valid"));
-        }
-        Ok(())
+        Ok(checks::check_times(self.exp, self.nbf, now.timestamp_micros(), leeway)?)
     }
 }
 
 /// Every way jsonwebtoken can refuse a token, as the contract words it.
 pub(super) fn describe(kind: &ErrorKind) -> ApiError {
-    match kind {
-        ErrorKind::InvalidSignature => ApiError::invalid_token("Signature verification failed"),
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            ApiError::invalid_token("Token algorithm is not accepted")
-        }
-        ErrorKind::InvalidIssuer => ApiError::invalid_token("Token issuer is not accepted"),
-        ErrorKind::MissingRequiredClaim(claim) => {
-            ApiError::invalid_token(format!("Token is missing the {claim} claim"))
-        }
-        ErrorKind::Json(_) => ApiError::invalid_token("Token claims are missing or malformed"),
-        _ => ApiError::invalid_token("Token is malformed"),
-    }
+    checks::describe(kind).into()
 }
 
 /// Accepts only the canonical lowercase hyphenated form.
 fn canonical_uuid(value: &str, claim: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(value)
-        .ok()
-        .filter(|id| id.hyphenated().to_string() == value)
-        .ok_or_else(|| ApiError::invalid_token(format!("The {claim} claim is not a canonical UUID")))
+    Ok(checks::canonical_uuid(value, claim)?)
 }
 
 pub(super) fn timestamp(seconds: i64) -> Result<DateTime<Utc>, ApiError> {

@@ -13,7 +13,6 @@
 //! key's `kid` is `invalid_token`. The signature is checked before the
 //! times: a badly signed token is `invalid_token` even when expired.
 
-mod cache;
 mod claims;
 
 pub use claims::{Claims, TokenType};
@@ -25,8 +24,8 @@ use super::keys::Keys;
 use crate::config::{AppConfig, JwtAlgorithm, Secret};
 use crate::db::{SessionId, TokenId, UserId};
 use crate::error::ApiError;
-use cache::VerifiedTokens;
 use claims::{describe, timestamp, Verified, WireClaims};
+use jwt_blocklist_verifier::checks::VerifiedCache;
 
 /// A freshly signed token.
 #[derive(Debug, Clone)]
@@ -69,7 +68,9 @@ pub struct Jwt {
     hs256: Validation,
     /// ES256 or EdDSA: the shared keys, and the rules for their tokens.
     asymmetric: Option<(Keys, Validation)>,
-    verified: VerifiedTokens,
+    /// Tokens whose signature checked out (see the verifier library's
+    /// `VerifiedCache`: resource servers keep theirs the same way).
+    verified: VerifiedCache<Verified>,
     issuer: String,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     leeway: i64,
@@ -113,7 +114,7 @@ impl Jwt {
             secret: (EncodingKey::from_secret(secret.expose())?, DecodingKey::from_secret(secret.expose())?),
             hs256: validation(Algorithm::HS256, config),
             asymmetric,
-            verified: VerifiedTokens::default(),
+            verified: VerifiedCache::default(),
             issuer: config.issuer.clone(),
             leeway: config.leeway as i64,
         })
