@@ -42,6 +42,8 @@ mod keys;
 mod revocations;
 #[cfg(feature = "client")]
 mod token;
+#[cfg(feature = "client")]
+mod wire;
 
 /// The verifier itself: everything that talks to the service.
 #[cfg(feature = "client")]
