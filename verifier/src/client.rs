@@ -105,8 +105,10 @@ impl Drop for AbortOnDrop {
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> Result<reqwest::Response, StartError> {
+    // Bounded: a token whose key is unknown waits for this fetch.
+    let request = http.get(url).timeout(Duration::from_secs(10));
     let response =
-        http.get(url).send().await.map_err(|source| StartError::Fetch { url: url.to_owned(), source })?;
+        request.send().await.map_err(|source| StartError::Fetch { url: url.to_owned(), source })?;
     match response.status().is_success() {
         true => Ok(response),
         false => Err(StartError::Status { url: url.to_owned(), status: response.status().as_u16() }),

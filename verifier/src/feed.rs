@@ -19,6 +19,10 @@ use crate::wire::{unix_ms, SnapshotParser, SseEvent, SseParser, WireEntry};
 
 /// Reconnection delays: from the first, doubling, to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
+/// The longest a response's head, or any chunk of its body, may take: a
+/// service that stops answering mid-way (a frozen connection) is given up
+/// on, and tried again, rather than waited for for ever.
+const QUIET: Duration = Duration::from_secs(10);
 /// How long the set may stay over capacity before a new snapshot is tried.
 const OVERFLOW_RETRY: Duration = Duration::from_secs(30);
 
@@ -79,12 +83,13 @@ pub(crate) async fn follow(shared: Arc<Shared>) {
 
 /// Takes a snapshot into the set; returns its cursor.
 async fn snapshot(shared: &Shared) -> Result<String, String> {
-    let response = shared
+    let request = shared
         .http
         .get(&shared.endpoints.feed)
-        .basic_auth(&shared.config.client_id, Some(&shared.config.client_secret))
-        .send()
+        .basic_auth(&shared.config.client_id, Some(&shared.config.client_secret));
+    let response = tokio::time::timeout(QUIET, request.send())
         .await
+        .map_err(|_| "no answer".to_owned())?
         .map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("{} answered {}", shared.endpoints.feed, response.status()));
@@ -92,7 +97,9 @@ async fn snapshot(shared: &Shared) -> Result<String, String> {
     let mut parser = SnapshotParser::default();
     let mut entries = HashMap::new();
     let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
+    while let Some(chunk) =
+        tokio::time::timeout(QUIET, body.next()).await.map_err(|_| "the snapshot stalled")?
+    {
         let chunk = chunk.map_err(|e| e.to_string())?;
         entries.extend(parser.push(&chunk)?);
     }
@@ -113,10 +120,14 @@ async fn stream(shared: &Shared, cursor: &mut Option<String>) -> Ended {
     if let Some(cursor) = cursor.as_deref() {
         request = request.header("Last-Event-ID", cursor);
     }
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(error) => {
+    let response = match tokio::time::timeout(QUIET, request.send()).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
             log::debug!("revocation stream: cannot connect: {error}");
+            return Ended::Dropped { progressed: false };
+        }
+        Err(_) => {
+            log::debug!("revocation stream: no answer within {QUIET:?}");
             return Ended::Dropped { progressed: false };
         }
     };
