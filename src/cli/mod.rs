@@ -78,7 +78,8 @@ pub enum KeysCommand {
     Rotate,
     /// Withdraw a key everywhere at once (a fresh key signs if it was the active one)
     Revoke {
-        /// The key's kid
+        /// The key's kid (base64url: it may begin with '-')
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }

@@ -221,6 +221,8 @@ async fn keys_list_rotate_and_revoke(backend: Backend) {
     assert_ok(&cli(&app.db, &app.secret, &["keys", "revoke", &next]).await, &format!("revoked {next}"));
     let list = cli(&app.db, &app.secret, &["keys", "revoke", &next]).await;
     assert_fails(&list, "no live key");
+    // A kid is base64url: one that begins with '-' is a kid, not an option.
+    assert_fails(&cli(&app.db, &app.secret, &["keys", "revoke", "-Jnot-a-key"]).await, "no live key");
     let revoked = cli(&app.db, &app.secret, &["keys", "revoke", &first]).await;
     assert_ok(&revoked, &format!("revoked {first}, the active key; "));
     crate::helpers::refused_within(&app, &tokens.access, PROPAGATION_BOUND, &["invalid_token"]).await;
