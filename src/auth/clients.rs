@@ -48,14 +48,20 @@ impl ClientSecrets {
         hmac::sign(&self.key, client_secret.as_bytes()).as_ref().to_vec()
     }
 
-    /// Whether `name` is a client of `clients` whose secret is
-    /// `client_secret`, in the same steps whether or not it is.
-    pub fn check(&self, clients: &[ClientRow], name: &str, client_secret: &str) -> bool {
+    /// The client of `clients` named `name` whose secret is
+    /// `client_secret`, if there is one, found in the same steps whether or
+    /// not there is.
+    pub fn check<'c>(
+        &self,
+        clients: &'c [ClientRow],
+        name: &str,
+        client_secret: &str,
+    ) -> Option<&'c ClientRow> {
         let presented = self.hash(client_secret);
         let stored = clients.iter().find(|client| client.name == name);
         let against = stored.map_or(&presented[..0], |client| &client.secret_hash[..]);
         let matches: bool = presented.ct_eq(against).into();
-        matches && stored.is_some()
+        stored.filter(|_| matches)
     }
 }
 
@@ -76,10 +82,10 @@ mod tests {
             created_at: chrono::Utc::now(),
         }];
 
-        assert!(secrets.check(&clients, "api", &issued));
-        assert!(!secrets.check(&clients, "api", "a wrong secret"));
-        assert!(!secrets.check(&clients, "other", &issued));
-        assert!(!secrets.check(&[], "api", &issued));
+        assert_eq!(secrets.check(&clients, "api", &issued).map(|c| c.name.as_str()), Some("api"));
+        assert!(secrets.check(&clients, "api", "a wrong secret").is_none());
+        assert!(secrets.check(&clients, "other", &issued).is_none());
+        assert!(secrets.check(&[], "api", &issued).is_none());
         assert!(is_valid_name("billing-api.v2") && !is_valid_name("") && !is_valid_name("a b"));
     }
 }

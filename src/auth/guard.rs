@@ -19,9 +19,8 @@ use rocket::request::{FromRequest, Request};
 
 use super::jwt::{Claims, TokenType};
 use super::{cookies, csrf, Auth};
-use crate::db::Store;
+use crate::db::{ClientRow, Store};
 use crate::error::{fail, ApiError, GuardOutcome};
-use crate::metrics::{self, IntrospectionOutcome};
 
 /// How a token came with the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +140,7 @@ pub async fn ensure_not_revoked(store: &Store, claims: &Claims) -> Result<(), Ap
 
 /// A registered resource server, authenticated by HTTP Basic (RFC 6749
 /// §2.3.1: `client_id:client_secret`, each form-urlencoded, in base64).
-pub struct Client(pub String);
+pub struct Client(pub ClientRow);
 
 /// The client id and secret of `Authorization: Basic …`.
 fn basic_credentials(request: &Request<'_>) -> Option<(String, String)> {
@@ -167,14 +166,12 @@ impl<'r> FromRequest<'r> for Client {
         else {
             return fail(request, ApiError::Internal);
         };
-        match basic_credentials(request) {
-            Some((id, secret)) if auth.clients.check(&store.credentials().clients, &id, &secret) => {
-                Outcome::Success(Client(id))
-            }
-            _ => {
-                metrics::introspection(IntrospectionOutcome::InvalidClient);
-                fail(request, ApiError::InvalidClient)
-            }
+        let credentials = store.credentials();
+        let client = basic_credentials(request)
+            .and_then(|(id, secret)| auth.clients.check(&credentials.clients, &id, &secret).cloned());
+        match client {
+            Some(client) => Outcome::Success(Client(client)),
+            None => fail(request, ApiError::InvalidClient),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! [`Batch`]es, reading the changes once for every open stream.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rocket::futures::{Stream, TryStreamExt};
@@ -98,6 +99,11 @@ pub struct Batch {
     pub as_of: DateTime<Utc>,
 }
 
+/// The longest the batcher holds back a batch with nothing in it: each
+/// batch is a heartbeat on every open stream (the contract asks for one at
+/// least every 250 ms).
+const BATCH_GAP: Duration = Duration::from_millis(100);
+
 /// The ticks and batches of one store.
 pub(super) struct Feed {
     ticks: watch::Sender<Option<Tick>>,
@@ -180,25 +186,40 @@ impl Store {
         Ok(Snapshot { position, entries: Box::pin(entries) })
     }
 
-    /// How long a revoked session matters to access tokens after it was
-    /// revoked: the longest an access token lives, plus leeway.
+    /// How long a revoked session or signing key matters to access tokens
+    /// after it was revoked: the longest an access token lives, plus leeway.
+    pub fn feed_tail(&self) -> chrono::Duration {
+        self.access_token_ttl + self.leeway
+    }
+
     fn session_tail_ms(&self) -> i64 {
-        self.access_token_ttl.num_milliseconds() + self.leeway.num_milliseconds()
+        self.feed_tail().num_milliseconds()
     }
 
     /// Turns the follower's ticks into batches, until the store is dropped:
-    /// reads a tick's changes once, for every open stream, and only when a
-    /// stream is open and the poll found events.
+    /// reads the changes once for every open stream (only when a stream is
+    /// open and a poll found events), and publishes a batch when there are
+    /// changes or [`BATCH_GAP`] has passed since the last one. (SQLite's
+    /// follower confirms every few milliseconds: each open stream would
+    /// otherwise wake that often for nothing.)
     pub(super) async fn batch_feed(&self) {
         let mut ticks = self.feed.ticks.subscribe();
+        // Where the last batch ended, and whether every tick seen since
+        // began where the one before ended and found nothing.
         let mut at: Option<Position> = None;
+        let mut seen: Option<Position> = None;
+        let mut quiet = true;
+        let mut published = Instant::now();
         while ticks.changed().await.is_ok() {
             let Some(tick) = ticks.borrow_and_update().clone() else { continue };
-            // From where the last batch ended: ticks skipped while a read
-            // ran are covered by this one.
-            let from = at.take().unwrap_or_else(|| tick.from.clone());
-            let nothing_between = from == tick.to || (!tick.changed && from == tick.from);
-            let changes = if nothing_between {
+            let from = at.get_or_insert_with(|| tick.from.clone()).clone();
+            let contiguous = seen.as_ref().is_none_or(|seen| *seen == tick.from);
+            quiet = quiet && contiguous && !tick.changed;
+            seen = Some(tick.to.clone());
+            if quiet && published.elapsed() < BATCH_GAP {
+                continue;
+            }
+            let changes = if quiet || from == tick.to {
                 Some(Arc::new(Vec::new()))
             } else if self.feed.batches.receiver_count() == 0 {
                 None
@@ -206,6 +227,8 @@ impl Store {
                 self.feed_changes(&from, &tick.to, None).await.ok().map(Arc::new)
             };
             at = Some(tick.to.clone());
+            quiet = true;
+            published = Instant::now();
             let batch = Batch { from, to: tick.to, changes, as_of: tick.as_of };
             self.feed.batches.send_replace(Some(Arc::new(batch)));
         }

@@ -4,7 +4,9 @@
 //!
 //! A stream follows the store's batches (`db/feed.rs`): each is what the
 //! follower confirmed from the database, so a stream sends nothing that was
-//! not, and its heartbeat's `as_of` is the confirmation's. When the follower
+//! not, and each batch ends with a heartbeat whose `as_of` is the
+//! confirmation's (the batcher publishes one at least every 100 ms, or
+//! each 200 ms poll on Postgres). When the follower
 //! stalls, batches stop and so do heartbeats: a client that goes a second
 //! without one knows it is not current. A stream that is not where a batch
 //! begins (it resumed from a cursor, or fell behind) reads what it missed
@@ -18,7 +20,6 @@ pub mod cursor;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rocket::futures::Stream;
@@ -28,11 +29,6 @@ use rocket::Shutdown;
 use crate::db::feed::{Change, Entry, Position};
 use crate::db::{DbError, Store};
 use cursor::{Cursor, CursorKey};
-
-/// Heartbeats come with batches (the follower confirms at least every
-/// 200 ms; on SQLite every few milliseconds), at most this often when
-/// nothing else is sent.
-const HEARTBEAT_GAP: Duration = Duration::from_millis(100);
 
 /// One server-sent event; every one but `Reset` carries its cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,21 +40,18 @@ pub enum Event {
     Reset,
 }
 
-/// Who is following, and how long a revoked key matters.
+/// Who is following.
 pub struct Follower {
     pub client: String,
     /// The client's secret hash when the stream opened: a client removed
     /// (or added again under the same name) ends the stream.
     pub secret_hash: Vec<u8>,
-    /// How long a revoked key's tokens can still be presented: the longest
-    /// an access token lives, plus leeway.
-    pub key_tail: chrono::Duration,
 }
 
 /// The kids of keys revoked so recently that tokens they signed may still
-/// be presented.
-pub fn revoked_keys(store: &Store, tail: chrono::Duration) -> BTreeSet<String> {
-    let since = Utc::now() - tail;
+/// be presented (within the store's `feed_tail`).
+pub fn revoked_keys(store: &Store) -> BTreeSet<String> {
+    let since = Utc::now() - store.feed_tail();
     let credentials = store.credentials();
     credentials
         .keys
@@ -122,7 +115,7 @@ pub fn events(
         // again (a repeat is harmless, a miss is not).
         let mut known_keys = match start {
             Some(_) => BTreeSet::new(),
-            None => revoked_keys(&store, follower.key_tail),
+            None => revoked_keys(&store),
         };
         let mut position = None;
         if let Some(cursor) = start {
@@ -142,7 +135,6 @@ pub fn events(
             }
             position = Some(cursor.to);
         }
-        let mut last_heartbeat: Option<Instant> = None;
         loop {
             let batch = rocket::tokio::select! {
                 changed = batches.changed() => match changed {
@@ -156,7 +148,6 @@ pub fn events(
                 log::info!("revocation stream of {}: the client was removed", follower.client);
                 return;
             }
-            let mut sent = false;
             let at = match position.take() {
                 // No cursor: the stream begins where this batch ends.
                 None => batch.to.clone(),
@@ -175,24 +166,19 @@ pub fn events(
                         },
                     };
                     for change in changes.iter() {
-                        sent = true;
                         yield change_event(&cursors, &at, &batch.to, change);
                     }
                     batch.to.clone()
                 }
             };
             let here = cursors.encode(&Cursor::at(at.clone()));
-            for kid in revoked_keys(&store, follower.key_tail) {
+            for kid in revoked_keys(&store) {
                 if known_keys.insert(kid.clone()) {
-                    sent = true;
                     yield Event::KeyRevoked { cursor: here.clone(), kid };
                 }
             }
             position = Some(at);
-            if sent || last_heartbeat.is_none_or(|last| last.elapsed() >= HEARTBEAT_GAP) {
-                last_heartbeat = Some(Instant::now());
-                yield Event::Heartbeat { cursor: here, as_of: batch.as_of };
-            }
+            yield Event::Heartbeat { cursor: here, as_of: batch.as_of };
         }
     }
 }

@@ -16,7 +16,6 @@ use utoipa::OpenApi;
 use super::responses::{BadRequest, ClientUnauthorized, Unavailable};
 use crate::auth::guard::Client;
 use crate::auth::Auth;
-use crate::config::AppConfig;
 use crate::db::feed::Entry;
 use crate::db::Store;
 use crate::error::ApiError;
@@ -98,11 +97,6 @@ impl<'r, 'o: 'r, R: Responder<'r, 'o>> Responder<'r, 'o> for NoStore<R> {
     }
 }
 
-/// How long a revoked session or key still matters to access tokens.
-fn tail(config: &AppConfig) -> chrono::Duration {
-    chrono::Duration::seconds((config.access_token_ttl + config.leeway) as i64)
-}
-
 #[utoipa::path(
     summary = "Revocations: a snapshot",
     description = "Every revoked access token and session an access-token check still needs (a revoked \
@@ -124,14 +118,13 @@ async fn snapshot(
     _client: Client,
     store: &State<Store>,
     auth: &State<Auth>,
-    config: &State<AppConfig>,
 ) -> Result<NoStore<(ContentType, ByteStream![Vec<u8>])>, ApiError> {
     // Taken before the transaction begins: the snapshot is complete up to
     // at least this instant, never less.
     let as_of = Utc::now();
     let snapshot = store.feed_snapshot().await?;
     let cursor = auth.cursors.encode(&Cursor::at(snapshot.position));
-    let keys: Vec<String> = feed::revoked_keys(store, tail(config)).into_iter().collect();
+    let keys: Vec<String> = feed::revoked_keys(store).into_iter().collect();
     let body = ByteStream! {
         let mut entries = snapshot.entries;
         let mut chunk = br#"{"revocations":["#.to_vec();
@@ -226,7 +219,6 @@ async fn stream(
     after: Option<String>,
     store: &State<Store>,
     auth: &State<Auth>,
-    config: &State<AppConfig>,
     shutdown: Shutdown,
 ) -> Result<NoStore<EventStream![Sse + 'static]>, ApiError> {
     let start =
@@ -236,14 +228,7 @@ async fn stream(
             })?),
             None => None,
         };
-    let secret_hash = store
-        .credentials()
-        .clients
-        .iter()
-        .find(|registered| registered.name == client.0)
-        .map(|registered| registered.secret_hash.clone())
-        .ok_or(ApiError::InvalidClient)?;
-    let follower = Follower { client: client.0, secret_hash, key_tail: tail(config) };
+    let follower = Follower { client: client.0.name, secret_hash: client.0.secret_hash };
     let events = feed::events(store.inner().clone(), auth.cursors.clone(), follower, start, shutdown);
     Ok(NoStore(EventStream::from(events.map(sse)).heartbeat(None)))
 }

@@ -9,6 +9,7 @@
 //! the database whether it is still its session's current one.
 
 use rocket::http::Header;
+use rocket::request::{self, FromRequest, Request};
 use rocket::serde::json::Json;
 use rocket::{post, routes, Responder, Route, State};
 use serde::Serialize;
@@ -71,6 +72,23 @@ struct Introspection {
     client_id: Option<String>,
 }
 
+/// [`Client`], counting a refusal among the introspections
+/// (`invalid_client`): the shared guard knows no route's metric.
+struct Introspecting(Client);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Introspecting {
+    type Error = ApiError;
+
+    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        let outcome = Client::from_request(request).await;
+        if outcome.is_error() {
+            metrics::introspection(IntrospectionOutcome::InvalidClient);
+        }
+        outcome.map(Introspecting)
+    }
+}
+
 /// Introspection answers must not be cached (RFC 7662 §4).
 #[derive(Responder)]
 struct Answer {
@@ -98,7 +116,7 @@ struct Answer {
 )]
 #[post("/introspect", data = "<form>")]
 async fn introspect(
-    client: Client,
+    client: Introspecting,
     form: FormBody,
     store: &State<Store>,
     auth: &State<Auth>,
@@ -122,7 +140,7 @@ async fn introspect(
                 iat: Some(claims.issued_at.timestamp()),
                 jti: Some(claims.jti.0),
                 sid: Some(claims.sid.0),
-                client_id: Some(client.0),
+                client_id: Some(client.0 .0.name),
             }
         }
         None => {

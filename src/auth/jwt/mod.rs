@@ -59,6 +59,9 @@ pub enum KeyError {
     Unusable(#[from] jsonwebtoken::errors::Error),
 }
 
+/// The verified-token cache's one version (see `Jwt::verified`).
+const CACHE_VERSION: i64 = 0;
+
 /// The keys and the validation rules, built once.
 pub struct Jwt {
     algorithm: JwtAlgorithm,
@@ -68,8 +71,11 @@ pub struct Jwt {
     hs256: Validation,
     /// ES256 or EdDSA: the shared keys, and the rules for their tokens.
     asymmetric: Option<(Keys, Validation)>,
-    /// Tokens whose signature checked out (see the verifier library's
-    /// `VerifiedCache`: resource servers keep theirs the same way).
+    /// Tokens whose signature checked out (the verifier library's
+    /// `VerifiedCache`, as resource servers keep theirs). A hit is still
+    /// checked against its key's state (revoked, past its publication) on
+    /// every request, so a change of the keys, let alone of the clients,
+    /// needs no flush: the cache is never emptied for it.
     verified: VerifiedCache<Verified>,
     issuer: String,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
@@ -224,7 +230,7 @@ impl Jwt {
                 Err(ApiError::invalid_token("Token key no longer accepts this token"))
             }
         };
-        if let Some(verified) = self.verified.get(token, ring.version) {
+        if let Some(verified) = self.verified.get(token, CACHE_VERSION) {
             accepted(&verified)?;
             return Ok(verified);
         }
@@ -250,7 +256,7 @@ impl Jwt {
         }
         let verified = data.claims.into_verified(Some(kid))?;
         accepted(&verified)?;
-        self.verified.insert(token, ring.version, &verified);
+        self.verified.insert(token, CACHE_VERSION, &verified);
         Ok(verified)
     }
 }
