@@ -243,6 +243,10 @@ impl Verifier {
 
     /// Fetches the key set in the background once its `max-age` has passed.
     fn refresh_keys(&self) {
+        // On every request: a read of the expiry, nothing more, until due.
+        if !self.shared.keys.is_expired(Instant::now()) {
+            return;
+        }
         // Held from the claim on, so a token that finds its key unknown
         // meanwhile waits for this fetch.
         let Ok(fetching) = self.shared.fetching.clone().try_lock_owned() else { return };

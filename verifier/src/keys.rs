@@ -71,7 +71,10 @@ impl Keys {
     /// (a token named a key it lacks) and the last fetch began at least
     /// [`REFETCH_GAP`] ago. Claims the fetch if so.
     pub fn claim_fetch(&self, now: Instant, unknown: bool) -> bool {
-        let expired = self.set.read().map(|set| set.expires <= now).unwrap_or(true);
+        let expired = self.is_expired(now);
+        if !expired && !unknown {
+            return false;
+        }
         let Ok(mut last) = self.last_fetch.lock() else { return false };
         let gap_passed = last.is_none_or(|at| now.duration_since(at) >= REFETCH_GAP);
         let may = gap_passed && (expired || unknown);
@@ -90,6 +93,11 @@ impl Keys {
         if !same {
             set.version += 1;
         }
+    }
+
+    /// Whether the set's `max-age` has passed at `now`.
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.set.read().map(|set| set.expires <= now).unwrap_or(true)
     }
 
     pub fn version(&self) -> i64 {
