@@ -19,8 +19,9 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Backend, DbError, Store};
 pub use crate::metrics::KeyState;
 
-/// A row of `signing_keys`.
-#[derive(Clone)]
+/// A row of `signing_keys` (read as is on Postgres; SQLite's text times
+/// are parsed by its module).
+#[derive(Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,
     /// `ES256` or `EdDSA`.

@@ -245,19 +245,17 @@ pub(super) fn entry(id: Uuid, is_session: bool, until_ms: i64, revoked_ms: i64, 
     }
 }
 
-/// A changed id as its row (`until_ms`, `revoked_ms`, reason) and its
-/// events' last recorded departure (`old_until_ms`) describe it; `None`
-/// when the feed says nothing of it (a used-up refresh token, or a row the
-/// purge removed once expired).
-pub(super) fn change(
-    id: Uuid,
-    is_session: bool,
-    row: Option<(i64, i64, String)>,
-    old_until_ms: Option<i64>,
-    tail_ms: i64,
-) -> Option<Change> {
-    match (row, old_until_ms) {
-        (Some((until, revoked, reason)), _) => super::follow::wanted(until, &reason)
+/// A changed id as a backend reads it: whether it names a session; its
+/// row's `until_ms`, `revoked_ms` and reason (all `None` when the row is
+/// gone); the expiry its last departing event recorded.
+pub(super) type ChangedRow = (bool, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+
+/// What the feed says of a changed id; `None` for nothing (a used-up
+/// refresh token, or a row the purge removed once expired).
+pub(super) fn change(id: Uuid, row: ChangedRow, tail_ms: i64) -> Option<Change> {
+    let (is_session, until, revoked, reason, old_until) = row;
+    match (until.zip(revoked).zip(reason), old_until) {
+        (Some(((until, revoked), reason)), _) => super::follow::wanted(until, &reason)
             .map(|until| Change::Revoked(entry(id, is_session, until, revoked, tail_ms))),
         (None, Some(old)) => Some(Change::Unrevoked(entry(id, is_session, old, i64::MAX, tail_ms))),
         (None, None) => None,

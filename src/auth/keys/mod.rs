@@ -25,13 +25,10 @@ use crate::db::{Credentials, SigningKeyRow, Store};
 use crate::logging::warn_repeated;
 use material::{KeyMaterialError, SealingKey};
 
-/// One key of the ring.
+/// One key of the ring: its row (whose dates say what it does when) and
+/// what is made of it.
 struct RingKey {
-    kid: String,
-    signs_from: DateTime<Utc>,
-    retired_at: Option<DateTime<Utc>>,
-    published_until: Option<DateTime<Utc>>,
-    revoked: bool,
+    row: SigningKeyRow,
     public_jwk: Value,
     decoding: DecodingKey,
     /// `None` when revoked (it never signs again).
@@ -84,9 +81,9 @@ impl KeyRing {
     pub fn signing(&self, now: DateTime<Utc>) -> Option<(&str, &EncodingKey)> {
         self.keys
             .iter()
-            .filter(|key| !key.revoked && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now))
-            .max_by_key(|key| key.signs_from)
-            .and_then(|key| Some((key.kid.as_str(), key.encoding.as_ref()?)))
+            .filter(|key| key.row.signs_at(now))
+            .max_by_key(|key| key.row.signs_from)
+            .and_then(|key| Some((key.row.kid.as_str(), key.encoding.as_ref()?)))
     }
 
     /// The key `kid` names, if it verifies tokens of some type at `now`
@@ -103,10 +100,10 @@ impl KeyRing {
     }
 
     fn key(&self, kid: &str, now: DateTime<Utc>, token_type: TokenType) -> Option<&RingKey> {
-        let key = self.keys.iter().find(|key| key.kid == kid && !key.revoked)?;
+        let key = self.keys.iter().find(|key| key.row.kid == kid && key.row.revoked_at.is_none())?;
         let until = match token_type {
-            TokenType::Access => key.published_until,
-            TokenType::Refresh => key.retired_at.map(|at| at + self.refresh_lifetime),
+            TokenType::Access => key.row.published_until,
+            TokenType::Refresh => key.row.retired_at.map(|at| at + self.refresh_lifetime),
         };
         until.is_none_or(|until| until > now).then_some(key)
     }
@@ -116,7 +113,9 @@ impl KeyRing {
     pub fn published(&self, now: DateTime<Utc>) -> Vec<&Value> {
         self.keys
             .iter()
-            .filter(|key| !key.revoked && key.published_until.is_none_or(|until| until > now))
+            .filter(|key| {
+                key.row.revoked_at.is_none() && key.row.published_until.is_none_or(|until| until > now)
+            })
             .map(|key| &key.public_jwk)
             .collect()
     }
@@ -143,8 +142,7 @@ fn ring_key(
         _ => DecodingKey::from_ed_components(member("x")?),
     }
     .map_err(|_| KeyMaterialError::PublicKey(row.kid.clone()))?;
-    let revoked = row.revoked_at.is_some();
-    let (encoding, unsealed) = match revoked {
+    let (encoding, unsealed) = match row.revoked_at.is_some() {
         true => (None, None),
         false => match sealing.open(&row.kid, &row.sealed_private) {
             Ok(pkcs8) => (
@@ -157,16 +155,7 @@ fn ring_key(
             Err(error) => (None, Some(error)),
         },
     };
-    let key = RingKey {
-        kid: row.kid.clone(),
-        signs_from: row.signs_from,
-        retired_at: row.retired_at,
-        published_until: row.published_until,
-        revoked,
-        public_jwk,
-        decoding,
-        encoding,
-    };
+    let key = RingKey { row: row.clone(), public_jwk, decoding, encoding };
     Ok((key, unsealed))
 }
 

@@ -14,46 +14,9 @@ const KEYS_LOCK_KEY: i64 = 0x6a77_7462_6c6b_6579;
 
 type Tx = Transaction<'static, Postgres>;
 
-type KeyRow = (
-    String,
-    String,
-    String,
-    Vec<u8>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-);
-
-const SELECT_KEYS: &str = "SELECT kid, alg, public_jwk::text, sealed_private, created_at, signs_from,
-                                  retired_at, published_until, revoked_at
+const SELECT_KEYS: &str = "SELECT kid, alg, public_jwk::text AS public_jwk, sealed_private, created_at,
+                                  signs_from, retired_at, published_until, revoked_at
                            FROM signing_keys ORDER BY created_at, kid";
-
-fn key_from_row(row: KeyRow) -> SigningKeyRow {
-    let (
-        kid,
-        alg,
-        public_jwk,
-        sealed_private,
-        created_at,
-        signs_from,
-        retired_at,
-        published_until,
-        revoked_at,
-    ) = row;
-    SigningKeyRow {
-        kid,
-        alg,
-        public_jwk,
-        sealed_private,
-        created_at,
-        signs_from,
-        retired_at,
-        published_until,
-        revoked_at,
-    }
-}
 
 pub(in crate::db) async fn lock(pool: &PgPool) -> Result<Tx, DbError> {
     let mut tx = pool.begin().await?;
@@ -62,8 +25,7 @@ pub(in crate::db) async fn lock(pool: &PgPool) -> Result<Tx, DbError> {
 }
 
 pub(in crate::db) async fn keys(tx: &mut Tx) -> Result<Vec<SigningKeyRow>, DbError> {
-    let rows: Vec<KeyRow> = sqlx::query_as(SELECT_KEYS).fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(key_from_row).collect())
+    Ok(sqlx::query_as(SELECT_KEYS).fetch_all(&mut **tx).await?)
 }
 
 pub(in crate::db) async fn insert_key(
@@ -113,14 +75,14 @@ pub(in crate::db) async fn revoke_key(tx: &mut Tx, kid: &str, at: DateTime<Utc>)
 pub(in crate::db) async fn credentials(pool: &PgPool) -> Result<Credentials, DbError> {
     let mut conn = pool.acquire().await?;
     let version = sqlx::query_scalar("SELECT version FROM credentials_version").fetch_one(&mut *conn).await?;
-    let keys: Vec<KeyRow> = sqlx::query_as(SELECT_KEYS).fetch_all(&mut *conn).await?;
+    let keys: Vec<SigningKeyRow> = sqlx::query_as(SELECT_KEYS).fetch_all(&mut *conn).await?;
     let clients: Vec<(String, Vec<u8>, DateTime<Utc>)> =
         sqlx::query_as("SELECT name, secret_hash, created_at FROM clients ORDER BY name")
             .fetch_all(&mut *conn)
             .await?;
     Ok(Credentials {
         version,
-        keys: keys.into_iter().map(key_from_row).collect(),
+        keys,
         clients: clients
             .into_iter()
             .map(|(name, secret_hash, created_at)| ClientRow { name, secret_hash, created_at })

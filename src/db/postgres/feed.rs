@@ -43,6 +43,7 @@ static CHANGES: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Whether events were pruned, the id, and the rest of a `ChangedRow`.
 type ChangeRow = (bool, Option<Uuid>, bool, Option<i64>, Option<i64>, Option<String>, Option<i64>);
 
 pub(in crate::db) async fn changes(
@@ -60,8 +61,7 @@ pub(in crate::db) async fn changes(
             return Err(DbError::EventGap);
         }
         let Some(id) = id else { continue };
-        let row = until.zip(revoked).zip(reason).map(|((until, revoked), reason)| (until, revoked, reason));
-        changes.extend(change(id, is_session, row, old_until, tail_ms));
+        changes.extend(change(id, (is_session, until, revoked, reason, old_until), tail_ms));
     }
     Ok(changes)
 }

@@ -2,7 +2,8 @@
 //! `timestamptz` columns, `FOR UPDATE SKIP LOCKED` batches and an advisory lock
 //! so that only one instance purges at a time. This file: connecting,
 //! migrating, accounts and sessions; `revoke.rs`: the revoking writes;
-//! `purge.rs`: the purge.
+//! `purge.rs`: the purge; `credentials.rs`: signing keys and clients;
+//! `feed.rs`: the revocation feed's reads.
 
 use std::str::FromStr;
 use std::time::Duration;

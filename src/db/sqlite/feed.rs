@@ -65,8 +65,7 @@ pub(in crate::db) async fn changes(
     for (id, is_session, until, revoked, reason, old_until) in rows {
         // A jti no token can match (not a UUID): nothing to tell anyone.
         let Ok(id) = Uuid::parse_str(&id) else { continue };
-        let row = until.zip(revoked).zip(reason).map(|((until, revoked), reason)| (until, revoked, reason));
-        changes.extend(change(id, is_session, row, old_until, tail_ms));
+        changes.extend(change(id, (is_session, until, revoked, reason, old_until), tail_ms));
     }
     Ok(changes)
 }

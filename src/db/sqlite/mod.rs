@@ -1,7 +1,8 @@
 //! The SQLite implementation of [`Store`](super::Store): the embedded default.
 //! This file: accounts and sessions; `open.rs`: connecting and migrating;
 //! `revoke.rs`: the revoking writes; `purge.rs`: the purge;
-//! `credentials.rs`: signing keys and clients.
+//! `credentials.rs`: signing keys and clients; `feed.rs`: the revocation
+//! feed's reads.
 //!
 //! Ids are stored as canonical lowercase UUID text and times as RFC 3339 UTC
 //! text, so a DBA reads and writes them as plain strings. Time comparisons go
