@@ -13,14 +13,14 @@ use crate::helpers::{
     PASSWORD, PROPAGATION_BOUND,
 };
 
-struct Run {
+pub(crate) struct Run {
     code: i32,
-    stdout: String,
+    pub(crate) stdout: String,
     stderr: String,
 }
 
 /// Runs `jwt-blocklist ARGS` with the configuration of `db` (and `secret`).
-async fn cli(db: &Arc<TestDb>, secret: &str, args: &[&str]) -> Run {
+pub(crate) async fn cli(db: &Arc<TestDb>, secret: &str, args: &[&str]) -> Run {
     cli_with(db, secret, args, &[]).await
 }
 
@@ -264,7 +264,7 @@ async fn clients_add_list_and_remove(backend: Backend) {
         32,
         "HMAC-SHA256, not the secret"
     );
-    let basic = crate::introspection::basic("billing", secret);
+    let basic = crate::helpers::basic("billing", secret);
     let form = format!("token={}", tokens.access);
     wait_until("the instance knows the client", PROPAGATION_BOUND, || async {
         crate::introspection::introspect(&app, Some(&basic), &form).await.status == Status::Ok

@@ -10,13 +10,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use jwt_blocklist::auth::keys::lifecycle;
-use jwt_blocklist::config::AppConfig;
 use rocket::http::{Header, Status};
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::feed::{add_client, snapshot, EventReader, SseEvent};
+use crate::helpers::feed::{snapshot, EventReader, SseEvent};
 use crate::helpers::{claim, wait_until, wait_until_trusted, Backend, TestApp, PROPAGATION_BOUND};
 
 /// The contract: a heartbeat at least every 250 ms.
@@ -32,7 +30,7 @@ fn time(value: &Value) -> DateTime<Utc> {
 
 async fn credentials_first_then_only_cursors_this_service_issued(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
+    let basic = app.add_client("billing").await.basic;
     let stranger = "Basic YmlsbGluZzpub3QtdGhlLXNlY3JldA==";
     let forged = {
         use base64::Engine;
@@ -66,8 +64,8 @@ async fn credentials_first_then_only_cursors_this_service_issued(backend: Backen
 
 async fn a_snapshot_holds_what_an_access_check_needs_and_no_more(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
-    let config = app.client.rocket().state::<AppConfig>().unwrap().clone();
+    let basic = app.add_client("billing").await.basic;
+    let config = app.config();
     let logged_out = app.signup("alice").await;
     let refreshed = app.login_ok("alice").await;
     let live = app.login_ok("alice").await;
@@ -113,7 +111,7 @@ async fn a_snapshot_holds_what_an_access_check_needs_and_no_more(backend: Backen
 /// resumes from its id and gets the second and not the first again.
 async fn changes_reach_an_open_stream_and_resume_without_gap_or_repeat(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
+    let basic = app.add_client("billing").await.basic;
     wait_until_trusted(&app).await;
     let tokens = app.signup("alice").await;
     let cursor = snapshot(&app, &basic).await.body["cursor"].as_str().unwrap().to_owned();
@@ -152,7 +150,7 @@ async fn changes_reach_an_open_stream_and_resume_without_gap_or_repeat(backend: 
 async fn a_stream_resumes_on_another_instance(backend: Backend) {
     let a = TestApp::spawn(backend).await;
     let b = a.another_instance().await;
-    let basic = add_client(&a, "billing").await;
+    let basic = a.add_client("billing").await.basic;
     let tokens = a.signup("alice").await;
     let cursor = snapshot(&a, &basic).await.body["cursor"].as_str().unwrap().to_owned();
     assert_eq!(a.caller(&tokens).logout().await.status, Status::Ok);
@@ -171,7 +169,7 @@ async fn a_stream_resumes_on_another_instance(backend: Backend) {
 
 async fn a_dba_unrevocation_is_sent_and_the_purge_is_not(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
+    let basic = app.add_client("billing").await.basic;
     wait_until_trusted(&app).await;
     let (live, expired) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     app.db.revoke_by_hand(live, "2099-01-01T00:00:00Z").await;
@@ -193,14 +191,13 @@ async fn a_dba_unrevocation_is_sent_and_the_purge_is_not(backend: Backend) {
 
 async fn key_revocations_are_sent_and_sent_again_to_a_resumed_stream(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
-    let config = app.client.rocket().state::<AppConfig>().unwrap().clone();
+    let basic = app.add_client("billing").await.basic;
     wait_until_trusted(&app).await;
     let kid = crate::keys::header_of(&app.signup("alice").await.access)["kid"].as_str().unwrap().to_owned();
     let mut stream = EventReader::open(&app, &basic, None).await;
     let heartbeat = stream.until("heartbeat", PROPAGATION_BOUND).await.pop().unwrap();
 
-    lifecycle::revoke(app.store(), app.auth().jwt.keys().unwrap().sealing(), &config, &kid).await.unwrap();
+    app.revoke_key(&kid).await;
 
     let events = stream.until("key_revoked", PROPAGATION_BOUND).await;
     assert_eq!(events.last().unwrap().data["kid"], kid);
@@ -212,7 +209,7 @@ async fn key_revocations_are_sent_and_sent_again_to_a_resumed_stream(backend: Ba
 
 async fn a_cursor_the_log_no_longer_covers_gets_reset(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
+    let basic = app.add_client("billing").await.basic;
     let old = snapshot(&app, &basic).await.body["cursor"].as_str().unwrap().to_owned();
     let tokens = app.signup("alice").await;
     assert_eq!(app.caller(&tokens).logout().await.status, Status::Ok);
@@ -235,7 +232,7 @@ async fn a_cursor_the_log_no_longer_covers_gets_reset(backend: Backend) {
 async fn a_removed_clients_streams_end_within_the_bound(backend: Backend) {
     let a = TestApp::spawn(backend).await;
     let b = a.another_instance().await;
-    let basic = add_client(&a, "billing").await;
+    let basic = a.add_client("billing").await.basic;
     wait_until("b knows the client", PROPAGATION_BOUND, || async {
         snapshot(&b, &basic).await.status == Status::Ok
     })
@@ -256,7 +253,7 @@ async fn a_removed_clients_streams_end_within_the_bound(backend: Backend) {
 /// for anything), and starts again when it is current again.
 async fn a_stalled_instance_stops_its_heartbeats(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
+    let basic = app.add_client("billing").await.basic;
     let mut stream = EventReader::open(&app, &basic, None).await;
     stream.until("heartbeat", PROPAGATION_BOUND).await;
 
@@ -274,7 +271,7 @@ async fn a_stalled_instance_stops_its_heartbeats(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_notifications_send_nothing() {
     let app = TestApp::spawn(Backend::Postgres).await;
-    let basic = add_client(&app, "billing").await;
+    let basic = app.add_client("billing").await.basic;
     wait_until_trusted(&app).await;
     let mut stream = EventReader::open(&app, &basic, None).await;
     stream.until("heartbeat", PROPAGATION_BOUND).await;
@@ -297,7 +294,7 @@ async fn forged_notifications_send_nothing() {
 async fn metrics_count_open_streams_and_events(backend: Backend) {
     use crate::metrics::{sample, scrape};
     let app = TestApp::spawn(backend).await;
-    let basic = add_client(&app, "billing").await;
+    let basic = app.add_client("billing").await.basic;
     let heartbeats = |text: &str| sample(text, "jwt_blocklist_feed_events_total", &[("event", "heartbeat")]);
     let before = heartbeats(&scrape(&app).await);
     let mut stream = EventReader::open(&app, &basic, None).await;

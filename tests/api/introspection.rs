@@ -6,14 +6,13 @@
 
 use chrono::Utc;
 use jwt_blocklist::auth::jwt::{NewToken, TokenType};
-use jwt_blocklist::auth::keys::lifecycle;
-use jwt_blocklist::config::AppConfig;
 use jwt_blocklist::db::{SessionId, TokenId, UserId};
 use rocket::http::{ContentType, Header, Status};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::backend_tests;
+use crate::helpers::basic;
 use crate::helpers::{
     claim, claims_of, hs256, wait_until, wait_until_trusted, Backend, TestApp, TestResponse,
     PROPAGATION_BOUND,
@@ -22,19 +21,6 @@ use crate::keys::header_of;
 use crate::metrics::{sample, scrape};
 
 const ACTIVE: [(&str, &str); 1] = [("outcome", "active")];
-
-/// Registers a resource-server client `name` the way `clients add` does and
-/// returns its `Authorization: Basic` value.
-pub async fn add_client(app: &TestApp, name: &str) -> String {
-    let secret = jwt_blocklist::auth::clients::ClientSecrets::generate();
-    app.store().add_client(name, &app.auth().clients.hash(&secret)).await.expect("a client");
-    basic(name, &secret)
-}
-
-pub fn basic(id: &str, secret: &str) -> String {
-    use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
-}
 
 /// `POST /oauth/introspect` with `authorization` (if any) and `form`.
 pub async fn introspect(app: &TestApp, authorization: Option<&str>, form: &str) -> TestResponse {
@@ -55,7 +41,7 @@ async fn answer(app: &TestApp, basic: &str, token: &str) -> Value {
 
 async fn strangers_get_one_answer_and_no_more(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let good = add_client(&app, "billing").await;
+    let good = app.add_client("billing").await.basic;
     let tokens = app.signup("alice").await;
     let form = format!("token={}", tokens.access);
     let wrong_secret = basic("billing", "not-the-secret-but-long-enough-to-look-real");
@@ -84,7 +70,7 @@ async fn strangers_get_one_answer_and_no_more(backend: Backend) {
 
 async fn an_active_token_gets_every_member(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let client = add_client(&app, "billing").await;
+    let client = app.add_client("billing").await.basic;
     let tokens = app.signup("alice").await;
 
     let access = answer(&app, &client, &tokens.access).await;
@@ -134,8 +120,7 @@ fn issued(app: &TestApp, tokens: &crate::helpers::Tokens, age: i64, ttl: u64) ->
 
 async fn anything_we_would_not_accept_now_is_inactive_and_nothing_else(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let client = add_client(&app, "billing").await;
-    let config = app.client.rocket().state::<AppConfig>().expect("managed").clone();
+    let client = app.add_client("billing").await.basic;
     let logged_out = app.signup("alice").await;
     let revoked_session = app.login_ok("alice").await;
     let used_up = app.login_ok("alice").await;
@@ -172,9 +157,7 @@ async fn anything_we_would_not_accept_now_is_inactive_and_nothing_else(backend: 
 
     // Every token above was signed by the first key: revoke it last.
     let kid = header_of(&on_a_revoked_key.access)["kid"].as_str().unwrap().to_owned();
-    lifecycle::revoke(app.store(), app.auth().jwt.keys().unwrap().sealing(), &config, &kid)
-        .await
-        .expect("revoked");
+    app.revoke_key(&kid).await;
 
     assert_eq!(answer(&app, &client, &on_a_revoked_key.access).await, json!({ "active": false }));
     let fresh = app.login_ok("alice").await;
@@ -184,7 +167,7 @@ async fn anything_we_would_not_accept_now_is_inactive_and_nothing_else(backend: 
 async fn introspection_follows_a_logout_on_another_instance_within_the_bound(backend: Backend) {
     let a = TestApp::spawn(backend).await;
     let b = a.another_instance().await;
-    let client = add_client(&a, "billing").await;
+    let client = a.add_client("billing").await.basic;
     let tokens = b.signup("alice").await;
     wait_until_trusted(&a).await;
     wait_until("a knows the client", PROPAGATION_BOUND, || async {
@@ -204,7 +187,7 @@ async fn introspection_follows_a_logout_on_another_instance_within_the_bound(bac
 async fn a_removed_client_is_refused_by_every_instance_within_the_bound(backend: Backend) {
     let a = TestApp::spawn(backend).await;
     let b = a.another_instance().await;
-    let client = add_client(&a, "billing").await;
+    let client = a.add_client("billing").await.basic;
     let tokens = a.signup("alice").await;
     wait_until("b knows the client", PROPAGATION_BOUND, || async {
         introspect(&b, Some(&client), &format!("token={}", tokens.access)).await.status == Status::Ok
@@ -234,7 +217,7 @@ async fn legacy_hs256_tokens_are_introspected_after_an_upgrade(backend: Backend)
     let (db, secret) = (before.db.clone(), before.secret.clone());
     drop(before);
     let app = TestApp::start(db, secret, |f| f).await;
-    let client = add_client(&app, "billing").await;
+    let client = app.add_client("billing").await.basic;
 
     let access = answer(&app, &client, &tokens.access).await;
 

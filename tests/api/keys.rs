@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use jwt_blocklist::auth::keys::{lifecycle, material};
-use jwt_blocklist::config::{AppConfig, JwtAlgorithm};
+use jwt_blocklist::config::JwtAlgorithm;
 use rocket::http::Status;
 use serde_json::{json, Value};
 
@@ -116,10 +116,7 @@ async fn every_algorithm_confusion_trick_is_refused(backend: Backend) {
         let signature = tokens.access.rsplit('.').next().unwrap();
         format!("{}{signature}", unsigned(&header, &claims))
     };
-    let rotated = lifecycle::rotate(app.store(), app.auth().jwt.keys().unwrap().sealing(), &config(&app))
-        .await
-        .expect("a rotation");
-    let next_kid = match rotated {
+    let next_kid = match app.rotate_key().await {
         jwt_blocklist::db::Rotated::Next { kid, .. } => kid,
         other => panic!("{other:?}"),
     };
@@ -150,10 +147,6 @@ async fn every_algorithm_confusion_trick_is_refused(backend: Backend) {
         response.assert_token_error("invalid_token");
     }
     assert_eq!(app.protected(&tokens.access).await.status, Status::Ok, "the real token still works");
-}
-
-fn config(app: &TestApp) -> AppConfig {
-    app.client.rocket().state::<AppConfig>().expect("managed").clone()
 }
 
 async fn instances_started_together_make_exactly_one_key(backend: Backend) {
@@ -200,7 +193,6 @@ async fn rotation_fails_no_request_of_a_client_that_caches_the_jwks(backend: Bac
     let max_age = 1;
     let app = TestApp::spawn_with(backend, |f| f.merge(("jwks_max_age", max_age))).await;
     app.signup("alice").await;
-    let sealing = app.auth().jwt.keys().unwrap().sealing().clone();
     let response = app.send(app.client.get("/.well-known/jwks.json")).await;
     assert_eq!(response.header("Cache-Control"), Some(format!("public, max-age={max_age}").as_str()));
     let mut cached = (jwks(&app).await, Instant::now());
@@ -213,7 +205,7 @@ async fn rotation_fails_no_request_of_a_client_that_caches_the_jwks(backend: Bac
     // second before the end.
     while started.elapsed() < Duration::from_secs(5 * max_age) {
         if rotations < 2 && started.elapsed() >= Duration::from_secs(1 + rotations * (max_age + 1)) {
-            lifecycle::rotate(app.store(), &sealing, &config(&app)).await.expect("rotated");
+            app.rotate_key().await;
             rotations += 1;
         }
         let tokens = app.login_ok("alice").await;
@@ -238,9 +230,7 @@ async fn a_revoked_key_is_refused_everywhere_within_a_second(backend: Backend) {
     crate::helpers::wait_until_trusted(&b).await;
     assert_eq!(b.protected(&tokens.access).await.status, Status::Ok);
 
-    let revoked = lifecycle::revoke(a.store(), a.auth().jwt.keys().unwrap().sealing(), &config(&a), &kid)
-        .await
-        .expect("revoked");
+    let revoked = a.revoke_key(&kid).await;
 
     assert!(matches!(revoked, jwt_blocklist::db::Revoked::Active { .. }), "{revoked:?}");
     refused_within(&b, &tokens.access, PROPAGATION_BOUND, &["invalid_token"]).await;
@@ -298,7 +288,7 @@ async fn the_rotation_interval_says_when_to_rotate(backend: Backend) {
 
     assert!(!due(start + interval - chrono::Duration::seconds(2)), "not before the interval");
     assert!(due(start + interval + chrono::Duration::seconds(1)));
-    lifecycle::rotate(app.store(), app.auth().jwt.keys().unwrap().sealing(), &config(&app)).await.unwrap();
+    app.rotate_key().await;
     assert!(!due(start + interval + chrono::Duration::seconds(1)), "a successor is waiting");
     let signs_from = start + chrono::Duration::seconds(300);
     assert!(!due(signs_from + interval - chrono::Duration::seconds(2)), "the successor's own interval");

@@ -73,7 +73,39 @@ fn serve(
     (child, port, out)
 }
 
-/// One HTTP/1.1 request; returns the status, the headers and the body.
+/// One HTTP/1.1 request with a body of `content_type` (if any); returns the
+/// status, the head and the body's text.
+async fn http_text(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> (u16, String, String) {
+    let (content_type, body) = body.unwrap_or(("", ""));
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !content_type.is_empty() {
+        request.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("reads");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// One HTTP/1.1 request with a JSON body (if any); returns the status, the
+/// headers and the body as JSON.
 async fn http(
     port: u16,
     method: &str,
@@ -81,26 +113,10 @@ async fn http(
     headers: &[(&str, &str)],
     body: Option<&Value>,
 ) -> (u16, String, Value) {
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        request.push_str("Content-Type: application/json\r\n");
-    }
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("reads");
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    (status, head.to_owned(), serde_json::from_str(body).unwrap_or(Value::Null))
+    let body = body.map(Value::to_string);
+    let (status, head, text) =
+        http_text(port, method, path, headers, body.as_deref().map(|body| ("application/json", body))).await;
+    (status, head, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn set_cookie<'a>(head: &'a str, name: &str) -> &'a str {
@@ -179,9 +195,11 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         }
 
         // A resource server: its secret, right and wrong, in Basic.
-        let client_secret = add_client(&db, &secret).await;
-        let basic = crate::introspection::basic("billing", &client_secret);
-        let wrong = crate::introspection::basic("billing", "a wrong client secret");
+        let added = crate::cli::cli(&db, &secret, &["clients", "add", "billing"]).await;
+        let client_secret = added.stdout.lines().find_map(|line| line.strip_prefix("client_secret: "));
+        let client_secret = client_secret.expect("clients add prints the secret").to_owned();
+        let basic = crate::helpers::basic("billing", &client_secret);
+        let wrong = crate::helpers::basic("billing", "a wrong client secret");
         let form = format!("token={access}");
         wait_until("the service knows the client", PROPAGATION_BOUND, || async {
             introspect(port, &basic, &form).await == 200
@@ -244,44 +262,15 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
     }
 }
 
-/// `clients add billing`, run as the binary; returns the secret it printed.
-async fn add_client(db: &TestDb, secret: &str) -> String {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"))
-        .args(["clients", "add", "billing"])
-        .env("DATABASE_URL", db.url())
-        .env("ROCKET_JWT_SECRET", secret)
-        .env("ROCKET_DATA_DIR", db.folder())
-        .output()
-        .await
-        .expect("the binary runs");
-    let stdout = String::from_utf8(output.stdout).expect("text");
-    let line = stdout.lines().find_map(|line| line.strip_prefix("client_secret: "));
-    line.unwrap_or_else(|| panic!("a secret in {stdout:?}")).to_owned()
-}
-
 /// `POST /oauth/introspect` over HTTP; returns the status.
 async fn introspect(port: u16, basic: &str, form: &str) -> u16 {
-    let mut request = format!(
-        "POST /oauth/introspect HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: {basic}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-        form.len()
-    );
-    request.push_str(form);
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("reads");
-    answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    let body = Some(("application/x-www-form-urlencoded", form));
+    http_text(port, "POST", "/oauth/introspect", &[("Authorization", basic)], body).await.0
 }
 
 /// The body of `GET /metrics`.
 async fn metrics_text(port: u16) -> String {
-    let request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("reads");
-    answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    http_text(port, "GET", "/metrics", &[], None).await.2
 }
 
 /// Every form in which the signing key's private part could leak: its

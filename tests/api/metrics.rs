@@ -114,20 +114,17 @@ async fn metrics_count_shed_logins_and_database_errors(backend: Backend) {
 /// instance (exact: this family is rendered per scrape, not shared by the
 /// process's applications).
 async fn metrics_count_the_signing_keys_by_state(backend: Backend) {
-    use jwt_blocklist::auth::keys::lifecycle;
     let app = TestApp::spawn(backend).await;
-    let config = app.client.rocket().state::<jwt_blocklist::config::AppConfig>().unwrap().clone();
-    let sealing = app.auth().jwt.keys().unwrap().sealing().clone();
     let keys = |text: &str, state| sample(text, "jwt_blocklist_signing_keys", &[("state", state)]);
     let first = scrape(&app).await;
     assert_eq!((keys(&first, "active"), keys(&first, "next")), (1.0, 0.0), "{first}");
 
-    let next = match lifecycle::rotate(app.store(), &sealing, &config).await.unwrap() {
+    let next = match app.rotate_key().await {
         jwt_blocklist::db::Rotated::Next { kid, .. } => kid,
         other => panic!("{other:?}"),
     };
     let rotated = scrape(&app).await;
-    lifecycle::revoke(app.store(), &sealing, &config, &next).await.unwrap();
+    app.revoke_key(&next).await;
     let revoked = scrape(&app).await;
 
     assert_eq!((keys(&rotated, "active"), keys(&rotated, "next")), (1.0, 1.0), "{rotated}");

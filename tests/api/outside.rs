@@ -32,8 +32,7 @@ async fn python_resource_server(server: &Server, client_secret: &str) -> Value {
 async fn outside_libraries_verify_and_introspect_our_tokens(backend: Backend) {
     for algorithm in ["ES256", "EdDSA"] {
         let app = TestApp::spawn_with(backend, |f| f.merge(("jwt_algorithm", algorithm))).await;
-        let client_secret = jwt_blocklist::auth::clients::ClientSecrets::generate();
-        app.store().add_client("billing", &app.auth().clients.hash(&client_secret)).await.expect("a client");
+        let client_secret = app.add_client("billing").await.secret;
         let server = Server::start(
             test_figment(&app.db, &app.db.url(), &app.secret).merge(("jwt_algorithm", algorithm)),
         )

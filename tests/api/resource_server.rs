@@ -11,8 +11,6 @@
 use std::time::{Duration, Instant};
 
 use jwt_blocklist::auth::jwt::{NewToken, TokenType};
-use jwt_blocklist::auth::keys::lifecycle;
-use jwt_blocklist::config::AppConfig;
 use jwt_blocklist_verifier::{Config, Verifier};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
@@ -45,8 +43,7 @@ async fn fleet(
     tweak: impl Fn(rocket::figment::Figment) -> rocket::figment::Figment,
 ) -> Fleet {
     let app = TestApp::spawn_with(backend, &tweak).await;
-    let secret = jwt_blocklist::auth::clients::ClientSecrets::generate();
-    app.store().add_client("billing", &app.auth().clients.hash(&secret)).await.expect("a client");
+    let secret = app.add_client("billing").await.secret;
     let port = free_port();
     let proxy = TcpProxy::start(format!("127.0.0.1:{port}")).await;
     let public_url = format!("http://127.0.0.1:{}", proxy.port);
@@ -242,12 +239,10 @@ async fn resuming_sees_what_happened_meanwhile_and_a_reset_resnapshots(backend: 
 
 async fn key_rotation_and_revocation_are_followed_without_restart(backend: Backend) {
     let fleet = fleet(backend, |f| f.merge(("jwks_max_age", 1))).await;
-    let config = fleet.app.client.rocket().state::<AppConfig>().unwrap().clone();
-    let sealing = fleet.app.auth().jwt.keys().unwrap().sealing().clone();
     let before = fleet.app.signup("alice").await;
     let first_kid = header_of(&before.access)["kid"].as_str().unwrap().to_owned();
 
-    lifecycle::rotate(fleet.app.store(), &sealing, &config).await.expect("rotated");
+    fleet.app.rotate_key().await;
     // The new key signs jwks_max_age (1 s) later.
     let mut after = fleet.app.login_ok("alice").await;
     let rotated_at = Instant::now();
@@ -264,7 +259,7 @@ async fn key_rotation_and_revocation_are_followed_without_restart(backend: Backe
     );
     assert_eq!(rs_protected(&fleet, Some(&bearer(&before.access))).await.status, Status::Ok, "the old key's");
 
-    lifecycle::revoke(fleet.app.store(), &sealing, &config, &first_kid).await.expect("revoked");
+    fleet.app.revoke_key(&first_kid).await;
 
     wait_until("the old key's tokens are refused", PROPAGATION_BOUND, || async {
         rs_protected(&fleet, Some(&bearer(&before.access))).await.status == Status::Unauthorized

@@ -23,8 +23,7 @@ async fn the_service_answers_as_its_openapi_document_says(backend: Backend) {
     // throttle has its own tests.)
     let app = TestApp::spawn_with(backend, |figment| figment.merge(("login_max_failures", 0))).await;
     assert_eq!(app.register(USERNAME, PASSWORD).await.status.code, 201);
-    let client_secret = jwt_blocklist::auth::clients::ClientSecrets::generate();
-    app.store().add_client(USERNAME, &app.auth().clients.hash(&client_secret)).await.expect("a client");
+    let client_secret = app.add_client(USERNAME).await.secret;
     let figment =
         crate::helpers::test_figment(&app.db, &app.db.url(), &app.secret).merge(("login_max_failures", 0));
     let server = Server::start(figment).await;

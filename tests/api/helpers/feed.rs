@@ -1,6 +1,6 @@
-//! The revocation feed as a client sees it: a registered client's
-//! credentials, the snapshot, and a server-sent event reader over Rocket's
-//! local client (its response body is read as it comes).
+//! The revocation feed as a client sees it: the snapshot, and a server-sent
+//! event reader over Rocket's local client (its response body is read as it
+//! comes).
 
 use std::time::Duration;
 
@@ -10,14 +10,6 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 
 use super::{TestApp, TestResponse};
-
-/// A registered client's `Authorization: Basic` value.
-pub async fn add_client(app: &TestApp, name: &str) -> String {
-    use base64::Engine;
-    let secret = jwt_blocklist::auth::clients::ClientSecrets::generate();
-    app.store().add_client(name, &app.auth().clients.hash(&secret)).await.expect("a client");
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}")))
-}
 
 /// `GET /revocations` as `basic`.
 pub async fn snapshot(app: &TestApp, basic: &str) -> TestResponse {

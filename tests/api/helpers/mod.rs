@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod caller;
+pub mod credentials;
 pub mod db;
 pub mod feed;
 pub mod proxy;
@@ -16,6 +17,7 @@ pub mod tokens;
 
 pub use app::*;
 pub use caller::*;
+pub use credentials::*;
 pub use db::*;
 pub use proxy::*;
 pub use server::*;
