@@ -22,7 +22,7 @@ use crate::auth::guard::Client;
 use crate::auth::jwt::{Claims, TokenType};
 use crate::auth::Auth;
 use crate::config::AppConfig;
-use crate::db::Store;
+use crate::db::{ClientRow, Store};
 use crate::error::ApiError;
 use crate::metrics::{self, IntrospectionOutcome};
 
@@ -74,7 +74,7 @@ struct Introspection {
 
 /// [`Client`], counting a refusal among the introspections
 /// (`invalid_client`): the shared guard knows no route's metric.
-struct Introspecting(Client);
+struct Introspecting(ClientRow);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Introspecting {
@@ -85,7 +85,7 @@ impl<'r> FromRequest<'r> for Introspecting {
         if outcome.is_error() {
             metrics::introspection(IntrospectionOutcome::InvalidClient);
         }
-        outcome.map(Introspecting)
+        outcome.map(|client| Introspecting(client.0))
     }
 }
 
@@ -140,7 +140,7 @@ async fn introspect(
                 iat: Some(claims.issued_at.timestamp()),
                 jti: Some(claims.jti.0),
                 sid: Some(claims.sid.0),
-                client_id: Some(client.0 .0.name),
+                client_id: Some(client.0.name),
             }
         }
         None => {
