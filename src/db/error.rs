@@ -36,6 +36,25 @@ impl DbError {
         matches!(self, DbError::UniqueViolation(_))
     }
 
+    /// The database could not be reached or did not answer in time: the
+    /// statement itself may be fine.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_) | DbError::Timeout)
+    }
+
+    /// The same error for another caller (an unreachable database fails a
+    /// whole batch of writes; each of its callers is told so).
+    pub(super) fn again(&self) -> DbError {
+        match self {
+            DbError::Timeout => DbError::Timeout,
+            DbError::UniqueViolation(constraint) => DbError::UniqueViolation(constraint.clone()),
+            DbError::Config(text) => DbError::Config(text.clone()),
+            DbError::EventGap => DbError::EventGap,
+            DbError::Unavailable(error) => DbError::Unavailable(sqlx::Error::Protocol(error.to_string())),
+            other => DbError::Other(sqlx::Error::Protocol(other.to_string())),
+        }
+    }
+
     /// A value read back from the database is not in the form the schema promises.
     pub(super) fn decode(what: &str, value: &str) -> DbError {
         DbError::Other(sqlx::Error::Decode(format!("bad {what} in the database: {value:?}").into()))

@@ -9,8 +9,9 @@
 //!
 //! `Store`'s methods live with what they touch: accounts and sessions
 //! (`accounts.rs`), revocations and the purge (`revocations.rs`), signing
-//! keys and clients (`credentials.rs`), the revocation feed (`feed.rs`). Each
-//! write is written once per backend, with the parameters in the order of
+//! keys and clients (`credentials.rs`), the revocation feed (`feed.rs`); the
+//! revoking writes are committed in batches by one writer (`writer.rs`: group
+//! commit). Each write is written once per backend, with the parameters in the order of
 //! the `Store` method that calls it (user, session, token), and the shared
 //! API suite runs every test on both backends, which keeps them equal.
 //!
@@ -31,6 +32,7 @@ pub use model::{
     SessionSweep, User, USER_AGENT_MAX_CHARS,
 };
 pub use stage::stage;
+pub use writer::{WriterStatus, MAX_BATCH as MAX_WRITE_BATCH};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -65,6 +67,7 @@ mod postgres;
 mod revocations;
 mod sqlite;
 mod stage;
+mod writer;
 
 /// How long follower events are kept before the purge prunes them. A
 /// follower paused longer than this finds a gap and reloads.
@@ -89,6 +92,8 @@ pub struct Store {
     /// The configured `access_token_ttl`: how long a revoked session
     /// matters to access tokens (`feed.rs`).
     access_token_ttl: chrono::Duration,
+    /// Every revoking write goes through it: group commit (`writer.rs`).
+    writer: Arc<writer::Writer>,
 }
 
 #[derive(Clone)]
@@ -115,7 +120,9 @@ pub async fn open(database: &DbConfig, config: &AppConfig) -> Result<Store, DbEr
     let leeway = chrono::Duration::seconds(config.leeway as i64);
     let cache = Arc::new(RevocationCache::with_capacity(config.revocation_cache_capacity));
     let access_token_ttl = chrono::Duration::seconds(config.access_token_ttl as i64);
+    let writer = Arc::new(writer::Writer::start(backend.clone(), timeout));
     let store = Store {
+        writer,
         backend,
         timeout,
         cache,

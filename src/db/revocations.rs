@@ -1,10 +1,12 @@
 //! The store's revoking writes, the revocation check, and the purge. Every
-//! write that lists a row puts it in this instance's memory at once
+//! revoking write goes through the writer (`writer.rs`: group commit), and
+//! every row it lists is put in this instance's memory at once
 //! ([`Store::remember`]) and wakes the other instances' followers.
 
 use chrono::{DateTime, Utc};
 
 use super::model::Listed;
+use super::writer::{Write, Written};
 use super::{
     follow, Backend, DbError, Presented, PurgeCounts, Reason, Revocation, Rotation, RotationOutcome,
     SessionId, SessionSweep, Store, TokenId, UserId,
@@ -15,9 +17,7 @@ impl Store {
     /// Atomically swaps the session's refresh token; of concurrent rotations
     /// with one token exactly one sees `Rotated`.
     pub async fn rotate_refresh(&self, rotation: &Rotation) -> Result<RotationOutcome, DbError> {
-        let (outcome, listed) = dispatch!(self.rotate_refresh(rotation)).await?;
-        self.remember(&listed);
-        Ok(outcome)
+        Ok(self.write(Write::Rotate(rotation.clone())).await?.rotation())
     }
 
     /// Revokes one token and its whole session in one transaction. The
@@ -29,10 +29,8 @@ impl Store {
         token: &Revocation,
         session_fallback_expiry: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let now = Utc::now();
-        let listed =
-            dispatch!(self.revoke_token_and_session(sid, token, session_fallback_expiry, now)).await?;
-        self.remember(&listed);
+        let (token, fallback) = (token.clone(), session_fallback_expiry);
+        self.write(Write::Logout { sid, token, fallback, now: Utc::now() }).await?;
         Ok(())
     }
 
@@ -44,9 +42,7 @@ impl Store {
     pub async fn sweep_sessions(&self, sweep: &SessionSweep) -> Result<u64, DbError> {
         let now = Utc::now();
         let cutoff = now - self.leeway;
-        let (live, listed) = dispatch!(self.sweep_sessions(sweep, now, cutoff)).await?;
-        self.remember(&listed);
-        Ok(live)
+        Ok(self.write(Write::Sweep { sweep: sweep.clone(), now, cutoff }).await?.live)
     }
 
     /// Ends one live session of the user's; false if there is none such (an
@@ -70,18 +66,15 @@ impl Store {
         reason: Reason,
     ) -> Result<bool, DbError> {
         let now = Utc::now();
-        let listed = dispatch!(self.end_session(user_id, sid, refresh_jti, reason, now)).await?;
-        self.remember(&listed);
-        Ok(!listed.is_empty())
+        let written = self.write(Write::EndSession { user_id, sid, refresh_jti, reason, now }).await?;
+        Ok(!written.listed.is_empty())
     }
 
     /// Revokes one token unless it (or its session `sid`, when known) is
     /// revoked already; returns whether it was listed now.
     pub async fn revoke_token(&self, sid: Option<SessionId>, token: &Revocation) -> Result<bool, DbError> {
-        let now = Utc::now();
-        let listed = dispatch!(self.list_unless_listed(sid, token, now)).await?;
-        self.remember(&listed);
-        Ok(!listed.is_empty())
+        let written = self.write(Write::Token { sid, token: token.clone(), now: Utc::now() }).await?;
+        Ok(!written.listed.is_empty())
     }
 
     /// RFC 7009: revokes a presented access token's `jti`, or a presented
@@ -111,6 +104,27 @@ impl Store {
         };
         metrics::revocation_check(if revoked { CheckOutcome::Revoked } else { answered_by });
         Ok(revoked)
+    }
+
+    /// Hands `write` to the writer and waits for its commit (bounded by the
+    /// store's timeout, counted from now); then remembers what it listed.
+    async fn write(&self, write: Write) -> Result<Written, DbError> {
+        let written = self.bounded(self.writer.write(write)).await?;
+        self.remember(&written.listed);
+        Ok(written)
+    }
+
+    /// What the writer has done so far (group commit: batches and their
+    /// sizes).
+    pub fn writer_status(&self) -> super::WriterStatus {
+        self.writer.status()
+    }
+
+    /// Test hook: while `held`, the writer starts no batch, as behind a slow
+    /// commit.
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_writes(&self, held: bool) {
+        self.writer.hold(held);
     }
 
     /// This instance's own revocations are in force here before it answers,

@@ -1,5 +1,5 @@
-//! What operators poll: `GET /health` (the database, and the revocation
-//! memory's state) and `GET /metrics` (Prometheus text, from `metrics.rs`).
+//! What operators poll: `GET /health` (the database, the revocation
+//! memory's state and the writer's) and `GET /metrics` (Prometheus text, from `metrics.rs`).
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use rocket::{get, routes, Route, State};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::db::{Store, MAX_STALENESS};
+use crate::db::{Store, MAX_STALENESS, MAX_WRITE_BATCH};
 use crate::metrics::{self, MemoryState};
 
 pub fn routes() -> Vec<Route> {
@@ -34,6 +34,26 @@ struct Health {
     /// Present when the database answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     revocation_cache: Option<RevocationCache>,
+    /// Present when the database answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writes: Option<Writes>,
+}
+
+/// The revoking writes of this instance (group commit: one writer commits
+/// them in batches).
+#[derive(Serialize, ToSchema)]
+struct Writes {
+    /// Writes waiting for the next batch.
+    queued: usize,
+    /// Writes in the batch being committed now.
+    in_flight: usize,
+    /// Batches committed since start.
+    batches: u64,
+    /// Writes those batches held.
+    writes: u64,
+    /// The most one batch has held (at most `max_batch`).
+    largest_batch: usize,
+    max_batch: usize,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -76,13 +96,27 @@ async fn health(store: &State<Store>) -> (Status, Json<Health>) {
                 max_staleness_ms: MAX_STALENESS.as_millis() as u64,
                 over_capacity: cache.overflowed,
             };
-            (Status::Ok, Json(Health { status: HealthStatus::Ok, revocation_cache: Some(revocation_cache) }))
+            let writer = store.writer_status();
+            let writes = Writes {
+                queued: writer.queued,
+                in_flight: writer.in_flight,
+                batches: writer.batches,
+                writes: writer.writes,
+                largest_batch: writer.largest_batch,
+                max_batch: MAX_WRITE_BATCH,
+            };
+            let health = Health {
+                status: HealthStatus::Ok,
+                revocation_cache: Some(revocation_cache),
+                writes: Some(writes),
+            };
+            (Status::Ok, Json(health))
         }
         Err(error) => {
             log::warn!("health check failed: {error}");
             (
                 Status::ServiceUnavailable,
-                Json(Health { status: HealthStatus::Unavailable, revocation_cache: None }),
+                Json(Health { status: HealthStatus::Unavailable, revocation_cache: None, writes: None }),
             )
         }
     }

@@ -37,3 +37,4 @@ mod throttle;
 mod tokens;
 mod trust;
 mod views;
+mod writes;

@@ -112,7 +112,10 @@ async fn the_log_trigger_refuses_to_run_for_another_table() {
         .await
         .expect_err("the function refuses another table");
 
-    assert!(refused.to_string().contains("runs only as the row trigger of revoked_tokens"), "{refused}");
+    assert!(
+        refused.to_string().contains("runs only as the statement trigger of revoked_tokens"),
+        "{refused}"
+    );
     assert_eq!(app.db.count("SELECT count(*) FROM revocation_events").await, 0, "nothing was logged");
     conn.close().await.expect("close");
 }

@@ -23,10 +23,7 @@ mod purge;
 mod revoke;
 pub(super) use credentials::{add_client, credentials, remove_client};
 pub(super) use purge::purge_expired;
-pub(super) use revoke::{
-    end_session, is_revoked, list_unless_listed, revoke_token_and_session, rotate_refresh, sweep_sessions,
-    until_ms,
-};
+pub(super) use revoke::{is_revoked, until_ms, write_batch};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -1,16 +1,19 @@
 //! The Postgres revoking writes: each one statement (a data-modifying CTE),
-//! or one simple query for a sweep, so each is one round trip. Every
-//! statement returns the rows it listed, with their expiry computed by
-//! Postgres ([`until_ms`]), for this instance's memory.
+//! or one simple query for a sweep, so each is one round trip, and the
+//! logouts of a whole batch ([`write_batch`], the writer's group commit) one
+//! statement between them. Every statement returns the rows it listed, with
+//! their expiry computed by Postgres ([`until_ms`]), for this instance's
+//! memory.
 
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPool;
-use sqlx::{FromRow, Row};
+use sqlx::{FromRow, PgConnection, Row};
 
 use crate::db::model::{Listed, SessionSweep};
-use crate::db::{DbError, Reason, Revocation, Rotation, RotationOutcome, SessionId, TokenId, UserId};
+use crate::db::writer::{Write, Written};
+use crate::db::{DbError, Reason, Revocation, Rotation, SessionId, TokenId, UserId};
 
 /// `column` (a timestamptz) as the unix millisecond from which a token
 /// expiring then is expired, rounded up, computed by Postgres for any value
@@ -27,15 +30,16 @@ pub(in crate::db) fn until_ms(column: &str) -> String {
 
 /// The tail every revoking statement shares: list the `wanted` rows (jti,
 /// expires_at, reason) for user `user` at `now` (the statement's parameter
-/// names), extending an existing row's expiry but never shortening it; return
-/// the rows listed, their reasons, and whether each is new.
-fn list_wanted(user: &str, now: &str) -> String {
+/// names, or columns of `wanted w`), extending an existing row's expiry but
+/// never shortening it; return the rows listed, their reasons, and whether
+/// each is new (`new`: an expression of the listed row `r`).
+fn list_wanted(user: &str, now: &str, new: &str) -> String {
     format!(
         "INSERT INTO revoked_tokens AS r (jti, expires_at, user_id, revoked_at, reason)
          SELECT w.jti, w.expires_at, (SELECT id FROM users WHERE id = {user}), {now}, w.reason FROM wanted w
          ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
              WHERE r.expires_at < EXCLUDED.expires_at
-         RETURNING r.jti, {}, r.reason, r.revoked_at = {now} AS new",
+         RETURNING r.jti, {}, r.reason, {new} AS new",
         until_ms("r.expires_at")
     )
 }
@@ -70,17 +74,14 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
              WHERE NOT EXISTS (SELECT 1 FROM rotated)),
          listed AS ({})
          SELECT EXISTS (SELECT 1 FROM rotated), l.* FROM (SELECT 1) AS one LEFT JOIN listed AS l ON true",
-        list_wanted("$7", "$6")
+        list_wanted("$7", "$6", "r.revoked_at = $6")
     )
 });
 
 /// Whether the session rotated, then a [`ListedRow`].
 type RotatedRow = (bool, Option<uuid::Uuid>, Option<i64>, Option<String>, Option<bool>);
 
-pub(in crate::db) async fn rotate_refresh(
-    pool: &PgPool,
-    rotation: &Rotation,
-) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
+async fn rotate_refresh(conn: &mut PgConnection, rotation: &Rotation) -> Result<Written, DbError> {
     let rows: Vec<RotatedRow> = sqlx::query_as(ROTATE.as_str())
         .bind(rotation.sid)
         .bind(rotation.presented_jti)
@@ -89,47 +90,94 @@ pub(in crate::db) async fn rotate_refresh(
         .bind(rotation.presented_expires_at)
         .bind(rotation.now)
         .bind(rotation.user_id)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     let rotated = rows.first().is_some_and(|row| row.0);
     let listed = rows.into_iter().filter_map(|(_, a, b, c, d)| listed((a, b, c, d))).collect();
-    Ok((if rotated { RotationOutcome::Rotated } else { RotationOutcome::Reused }, listed))
+    Ok(Written { listed, rotated, ..Written::default() })
 }
 
-/// Logout, in one statement: end session `$1` (kept listed until its newest
-/// refresh token would expire, or `$6` if its row is gone) and list token
-/// `$2`.
-static REVOKE_TOKEN_AND_SESSION: LazyLock<String> = LazyLock::new(|| {
+/// The logouts of a batch, in one statement: end every session named
+/// (each kept listed until its newest refresh token would expire, or its
+/// `fallback` if its row is gone) and list every token, each row with its
+/// own user, reason and instant. A session or token named twice (two
+/// logouts of one session in one batch) is listed once, with the later
+/// expiry: one statement may not change a row twice.
+static LOG_OUT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH ended AS (
-             UPDATE sessions SET revoked_at = COALESCE(revoked_at, $7), refresh_jti = NULL
-             WHERE id = $1 RETURNING expires_at),
-         wanted (jti, expires_at, reason) AS (
-             VALUES ($2::uuid, $3::timestamptz, $5::text),
-                    ($1, GREATEST((SELECT expires_at FROM ended), $6), $5))
+        "WITH batch (sid, jti, token_expires_at, user_id, reason, fallback, now) AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[],
+                                  $6::timestamptz[], $7::timestamptz[])),
+         ended AS (
+             UPDATE sessions s SET revoked_at = COALESCE(s.revoked_at, b.now), refresh_jti = NULL
+             FROM (SELECT DISTINCT ON (sid) sid, now FROM batch ORDER BY sid, now) AS b
+             WHERE s.id = b.sid RETURNING s.id, s.expires_at),
+         wanted (jti, expires_at, reason, user_id, now) AS (
+             SELECT DISTINCT ON (jti) * FROM (
+                 SELECT jti, token_expires_at, reason, user_id, now FROM batch
+                 UNION ALL
+                 SELECT b.sid, GREATEST(e.expires_at, b.fallback), b.reason, b.user_id, b.now
+                 FROM batch b LEFT JOIN ended e ON e.id = b.sid) AS w (jti, expires_at, reason, user_id, now)
+             ORDER BY jti, expires_at DESC)
          {}",
-        list_wanted("$4", "$7")
+        list_wanted("w.user_id", "w.now", "NULL::boolean")
     )
 });
 
-pub(in crate::db) async fn revoke_token_and_session(
-    pool: &PgPool,
-    sid: SessionId,
-    token: &Revocation,
-    session_fallback_expiry: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Vec<Listed>, DbError> {
-    let rows: Vec<ListedRow> = sqlx::query_as(REVOKE_TOKEN_AND_SESSION.as_str())
-        .bind(sid)
-        .bind(token.jti)
-        .bind(token.expires_at)
-        .bind(token.user_id)
-        .bind(token.reason.as_str())
-        .bind(session_fallback_expiry)
-        .bind(now)
-        .fetch_all(pool)
+/// Runs [`LOG_OUT`] for the logouts in `columns`; returns what each listed.
+async fn log_out(conn: &mut PgConnection, columns: LogoutColumns) -> Result<Vec<Written>, DbError> {
+    let ids: Vec<(uuid::Uuid, uuid::Uuid)> =
+        columns.sid.iter().copied().zip(columns.jti.iter().copied()).collect();
+    let rows: Vec<ListedRow> = sqlx::query_as(LOG_OUT.as_str())
+        .bind(columns.sid)
+        .bind(columns.jti)
+        .bind(columns.token_expires_at)
+        .bind(columns.user_id)
+        .bind(columns.reason)
+        .bind(columns.fallback)
+        .bind(columns.now)
+        .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().filter_map(listed).collect())
+    let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
+    // Each logout is told of its own two rows.
+    let mut written = Vec::with_capacity(ids.len());
+    for (sid, jti) in ids {
+        written.push(Written::listed(
+            listed.iter().filter(|row| row.id == sid || row.id == jti).cloned().collect(),
+        ));
+    }
+    Ok(written)
+}
+
+/// [`LOG_OUT`]'s parameters: one array per column.
+#[derive(Default)]
+struct LogoutColumns {
+    sid: Vec<uuid::Uuid>,
+    jti: Vec<uuid::Uuid>,
+    token_expires_at: Vec<DateTime<Utc>>,
+    user_id: Vec<Option<uuid::Uuid>>,
+    reason: Vec<&'static str>,
+    fallback: Vec<DateTime<Utc>>,
+    now: Vec<DateTime<Utc>>,
+}
+
+impl LogoutColumns {
+    /// The logouts among `writes`, in their order.
+    fn of(writes: &[Write]) -> LogoutColumns {
+        let mut columns = LogoutColumns::default();
+        for write in writes {
+            if let Write::Logout { sid, token, fallback, now } = write {
+                columns.sid.push(sid.0);
+                columns.jti.push(token.jti.0);
+                columns.token_expires_at.push(token.expires_at);
+                columns.user_id.push(token.user_id.map(|id| id.0));
+                columns.reason.push(token.reason.as_str());
+                columns.fallback.push(*fallback);
+                columns.now.push(*now);
+            }
+        }
+        columns
+    }
 }
 
 /// Ends live session `$2` of user `$1` (a DBA's revocation counts as
@@ -145,12 +193,12 @@ static END_SESSION: LazyLock<String> = LazyLock::new(|| {
              RETURNING s.id, s.expires_at),
          wanted (jti, expires_at, reason) AS (SELECT id, expires_at, $4::text FROM ended)
          {}",
-        list_wanted("$1", "$5")
+        list_wanted("$1", "$5", "r.revoked_at = $5")
     )
 });
 
-pub(in crate::db) async fn end_session(
-    pool: &PgPool,
+async fn end_session(
+    conn: &mut PgConnection,
     user_id: UserId,
     sid: SessionId,
     refresh_jti: Option<TokenId>,
@@ -163,7 +211,7 @@ pub(in crate::db) async fn end_session(
         .bind(refresh_jti)
         .bind(reason.as_str())
         .bind(now)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().filter_map(listed).collect())
 }
@@ -176,13 +224,13 @@ static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
              SELECT $2::uuid, $3::timestamptz, $5::text
              WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1::uuid, $2)))
          {}",
-        list_wanted("$4", "$6")
+        list_wanted("$4", "$6", "r.revoked_at = $6")
     )
 });
 
 /// Lists `token` unless it or its session `sid` is listed already.
-pub(in crate::db) async fn list_unless_listed(
-    pool: &PgPool,
+async fn list_unless_listed(
+    conn: &mut PgConnection,
     sid: Option<SessionId>,
     token: &Revocation,
     now: DateTime<Utc>,
@@ -194,7 +242,7 @@ pub(in crate::db) async fn list_unless_listed(
         .bind(token.user_id)
         .bind(token.reason.as_str())
         .bind(now)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().filter_map(listed).collect())
 }
@@ -232,7 +280,7 @@ fn sweep_sql(sweep: &SessionSweep, now: DateTime<Utc>, cutoff: DateTime<Utc>) ->
          wanted (jti, expires_at, reason) AS (SELECT id, expires_at, {} FROM ended)
          {}",
         literal(sweep.reason.as_str()),
-        list_wanted(&user, &now)
+        list_wanted(&user, &now, &format!("r.revoked_at = {now}"))
     )
 }
 
@@ -242,13 +290,15 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-pub(in crate::db) async fn sweep_sessions(
-    pool: &PgPool,
+async fn sweep_sessions(
+    conn: &mut PgConnection,
     sweep: &SessionSweep,
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
-) -> Result<(u64, Vec<Listed>), DbError> {
-    let rows = sqlx::raw_sql(&sweep_sql(sweep, now, cutoff)).fetch_all(pool).await?;
+) -> Result<Written, DbError> {
+    let sql = sweep_sql(sweep, now, cutoff);
+    // Several statements, so the simple protocol (no arguments).
+    let rows = sqlx::Executor::fetch_all(conn, sql.as_str()).await?;
     let mut listed_rows = Vec::with_capacity(rows.len());
     // The lock's one-column row first, then the listed rows.
     for row in rows.iter().filter(|row| row.len() == 4) {
@@ -260,7 +310,52 @@ pub(in crate::db) async fn sweep_sessions(
         .iter()
         .filter(|row| row.3 == Some(true) && row.1.is_some_and(|until| until > now_ms))
         .count();
-    Ok((live as u64, listed_rows.into_iter().filter_map(listed).collect()))
+    Ok(Written {
+        live: live as u64,
+        listed: listed_rows.into_iter().filter_map(listed).collect(),
+        rotated: false,
+    })
+}
+
+/// A batch of the writer's (group commit), in one transaction: every logout
+/// in one statement, each other write in its own, one commit for all. A
+/// write alone is its own statement's transaction: one round trip, no
+/// BEGIN or COMMIT around it.
+pub(in crate::db) async fn write_batch(pool: &PgPool, writes: &[Write]) -> Result<Vec<Written>, DbError> {
+    if let [write] = writes {
+        let mut conn = pool.acquire().await?;
+        return Ok(vec![write_one(&mut conn, write).await?]);
+    }
+    let mut tx = pool.begin().await?;
+    let columns = LogoutColumns::of(writes);
+    let mut logged_out =
+        if columns.sid.is_empty() { Vec::new() } else { log_out(&mut tx, columns).await? }.into_iter();
+    let mut written = Vec::with_capacity(writes.len());
+    for write in writes {
+        written.push(match write {
+            Write::Logout { .. } => logged_out.next().unwrap_or_default(),
+            other => write_one(&mut tx, other).await?,
+        });
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// One write, in one statement (a sweep: one simple query).
+async fn write_one(conn: &mut PgConnection, write: &Write) -> Result<Written, DbError> {
+    Ok(match write {
+        Write::Logout { .. } => {
+            log_out(conn, LogoutColumns::of(std::slice::from_ref(write))).await?.pop().unwrap_or_default()
+        }
+        Write::Token { sid, token, now } => {
+            Written::listed(list_unless_listed(conn, *sid, token, *now).await?)
+        }
+        Write::EndSession { user_id, sid, refresh_jti, reason, now } => {
+            Written::listed(end_session(conn, *user_id, *sid, *refresh_jti, *reason, *now).await?)
+        }
+        Write::Sweep { sweep, now, cutoff } => sweep_sessions(conn, sweep, *now, *cutoff).await?,
+        Write::Rotate(rotation) => rotate_refresh(conn, rotation).await?,
+    })
 }
 
 pub(in crate::db) async fn is_revoked(

@@ -30,9 +30,7 @@ mod revoke;
 pub(super) use credentials::{add_client, credentials, remove_client};
 pub(super) use open::open;
 pub(super) use purge::purge_expired;
-pub(super) use revoke::{
-    end_session, is_revoked, list_unless_listed, revoke_token_and_session, rotate_refresh, sweep_sessions,
-};
+pub(super) use revoke::{is_revoked, write_batch};
 
 type UserRow = (String, String, String, String, i64);
 

@@ -1,8 +1,8 @@
-//! The SQLite revoking writes: each one transaction that takes the write
-//! lock with its first statement (SQLite has one writer at a time), and one
-//! multi-row upsert into `revoked_tokens` ([`list_wanted`]) that returns the
-//! rows listed, with their expiry computed by SQLite, for this instance's
-//! memory.
+//! The SQLite revoking writes: a batch of the writer's (group commit) is one
+//! transaction that takes the write lock first (SQLite has one writer at a
+//! time) and one fsync at its commit; each write in it ends in one multi-row
+//! upsert into `revoked_tokens` ([`list_wanted`]) that returns the rows
+//! listed, with their expiry computed by SQLite, for this instance's memory.
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqlitePool;
@@ -11,13 +11,34 @@ use uuid::Uuid;
 
 use super::{parse_time, parse_uuid, text, until_ms};
 use crate::db::model::{Listed, SessionSweep};
-use crate::db::{DbError, Reason, Revocation, Rotation, RotationOutcome, SessionId, TokenId, UserId};
+use crate::db::writer::{Write, Written};
+use crate::db::{DbError, Reason, Revocation, Rotation, SessionId, TokenId, UserId};
 
-pub(in crate::db) async fn rotate_refresh(
-    pool: &SqlitePool,
-    rotation: &Rotation,
-) -> Result<(RotationOutcome, Vec<Listed>), DbError> {
-    let mut tx = pool.begin().await?;
+/// A batch of the writer's, in one transaction that takes the write lock
+/// first: each write in turn, one commit for all.
+pub(in crate::db) async fn write_batch(pool: &SqlitePool, writes: &[Write]) -> Result<Vec<Written>, DbError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut written = Vec::with_capacity(writes.len());
+    for write in writes {
+        written.push(match write {
+            Write::Logout { sid, token, fallback, now } => {
+                Written::listed(revoke_token_and_session(&mut tx, *sid, token, *fallback, *now).await?)
+            }
+            Write::Token { sid, token, now } => {
+                Written::listed(list_unless_listed(&mut tx, *sid, token, *now).await?)
+            }
+            Write::EndSession { user_id, sid, refresh_jti, reason, now } => {
+                Written::listed(end_session(&mut tx, *user_id, *sid, *refresh_jti, *reason, *now).await?)
+            }
+            Write::Sweep { sweep, now, cutoff } => sweep_sessions(&mut tx, sweep, *now, *cutoff).await?,
+            Write::Rotate(rotation) => rotate_refresh(&mut tx, rotation).await?,
+        });
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+async fn rotate_refresh(conn: &mut SqliteConnection, rotation: &Rotation) -> Result<Written, DbError> {
     // Compare-and-set under SQLite's single writer lock: one rotation matches.
     let rotated = sqlx::query(
         "UPDATE sessions SET refresh_jti = ?3, expires_at = ?4, refreshed_at = ?5
@@ -29,52 +50,47 @@ pub(in crate::db) async fn rotate_refresh(
     .bind(rotation.next_jti.to_string())
     .bind(text(rotation.next_expires_at))
     .bind(text(rotation.now))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected()
         == 1;
     // A rotation lists nothing: the session's new refresh_jti refuses the
     // used-up token. Anything else ends the session.
     if rotated {
-        tx.commit().await?;
-        return Ok((RotationOutcome::Rotated, Vec::new()));
+        return Ok(Written { rotated: true, ..Written::default() });
     }
-    let ended = mark_session_revoked(&mut tx, rotation.sid, rotation.now).await?;
+    let ended = mark_session_revoked(conn, rotation.sid, rotation.now).await?;
     let wanted = (rotation.sid.0, later(ended, rotation.presented_expires_at), Reason::RefreshReuse);
-    let listed = list_wanted(&mut tx, &[wanted], Some(rotation.user_id), rotation.now).await?;
-    tx.commit().await?;
-    Ok((RotationOutcome::Reused, listed.into_iter().map(|(row, _)| row).collect()))
+    let listed = list_wanted(conn, &[wanted], Some(rotation.user_id), rotation.now).await?;
+    Ok(Written::listed(listed.into_iter().map(|(row, _)| row).collect()))
 }
 
-pub(in crate::db) async fn revoke_token_and_session(
-    pool: &SqlitePool,
+async fn revoke_token_and_session(
+    conn: &mut SqliteConnection,
     sid: SessionId,
     token: &Revocation,
     session_fallback_expiry: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
-    let mut tx = pool.begin().await?;
-    let ended = mark_session_revoked(&mut tx, sid, now).await?;
+    let ended = mark_session_revoked(conn, sid, now).await?;
     let wanted = [
         (token.jti.0, token.expires_at, token.reason),
         (sid.0, later(ended, session_fallback_expiry), token.reason),
     ];
-    let listed = list_wanted(&mut tx, &wanted, token.user_id, now).await?;
-    tx.commit().await?;
+    let listed = list_wanted(conn, &wanted, token.user_id, now).await?;
     Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 
-/// A session sweep (logout-all, scope=others, password change) in one
-/// transaction. One writer at a time: a login's session insert commits before
-/// this transaction's first write or waits until it ends.
-pub(in crate::db) async fn sweep_sessions(
-    pool: &SqlitePool,
+/// A session sweep (logout-all, scope=others, password change) in its
+/// batch's transaction. One writer at a time: a login's session insert
+/// commits before the batch takes the write lock or waits until it ends.
+async fn sweep_sessions(
+    conn: &mut SqliteConnection,
     sweep: &SessionSweep,
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
-) -> Result<(u64, Vec<Listed>), DbError> {
+) -> Result<Written, DbError> {
     let user = sweep.user_id.to_string();
-    let mut tx = pool.begin().await?;
     // Counting the sweep refuses the sessions of logins still checking the
     // password (see insert_session).
     sqlx::query(
@@ -84,7 +100,7 @@ pub(in crate::db) async fn sweep_sessions(
     )
     .bind(&user)
     .bind(sweep.new_password_hash.as_deref())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let ended: Vec<(String, String)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = ?2, refresh_jti = NULL
@@ -96,31 +112,33 @@ pub(in crate::db) async fn sweep_sessions(
     .bind(text(now))
     .bind(text(cutoff))
     .bind(sweep.keep.map(|sid| sid.to_string()))
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
     let mut wanted = Vec::with_capacity(ended.len());
     for (sid, expires_at) in ended {
         wanted.push((parse_uuid(&sid)?, parse_time(&expires_at)?, sweep.reason));
     }
-    let listed = list_wanted(&mut tx, &wanted, Some(sweep.user_id), now).await?;
-    tx.commit().await?;
+    let listed = list_wanted(conn, &wanted, Some(sweep.user_id), now).await?;
     // A session a DBA had already revoked by hand was not live.
     let now_ms = now.timestamp_millis();
     let live = listed.iter().filter(|(row, new)| *new && row.until_ms > now_ms).count();
-    Ok((live as u64, listed.into_iter().map(|(row, _)| row).collect()))
+    Ok(Written {
+        live: live as u64,
+        listed: listed.into_iter().map(|(row, _)| row).collect(),
+        rotated: false,
+    })
 }
 
 /// Ends one live session of the user (a DBA's revocation counts as ended),
 /// if `refresh_jti` is `None` or its current refresh token, and lists it.
-pub(in crate::db) async fn end_session(
-    pool: &SqlitePool,
+async fn end_session(
+    conn: &mut SqliteConnection,
     user_id: UserId,
     sid: SessionId,
     refresh_jti: Option<TokenId>,
     reason: Reason,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
-    let mut tx = pool.begin().await?;
     let ended: Option<String> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = ?4, refresh_jti = NULL
          WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL
@@ -133,33 +151,30 @@ pub(in crate::db) async fn end_session(
     .bind(sid.to_string())
     .bind(refresh_jti.map(|jti| jti.to_string()))
     .bind(text(now))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(expires_at) = ended else {
         return Ok(Vec::new());
     };
     let wanted = [(sid.0, parse_time(&expires_at)?, reason)];
-    let listed = list_wanted(&mut tx, &wanted, Some(user_id), now).await?;
-    tx.commit().await?;
+    let listed = list_wanted(conn, &wanted, Some(user_id), now).await?;
     Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 
 /// Lists `token` unless it or its session `sid` (when known) is listed
-/// already.
-pub(in crate::db) async fn list_unless_listed(
-    pool: &SqlitePool,
+/// already (the batch holds the write lock: the check and the insert see
+/// one state).
+async fn list_unless_listed(
+    conn: &mut SqliteConnection,
     sid: Option<SessionId>,
     token: &Revocation,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
-    // The write lock first, so the check and the insert see one state.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    if is_listed(&mut tx, sid.map(|sid| sid.0), token.jti.0).await? {
+    if is_listed(conn, sid.map(|sid| sid.0), token.jti.0).await? {
         return Ok(Vec::new());
     }
     let wanted = [(token.jti.0, token.expires_at, token.reason)];
-    let listed = list_wanted(&mut tx, &wanted, token.user_id, now).await?;
-    tx.commit().await?;
+    let listed = list_wanted(conn, &wanted, token.user_id, now).await?;
     Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 

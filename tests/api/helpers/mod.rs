@@ -3,14 +3,15 @@
 //! looked into and forged
 //! ([`tokens`]), a proxy that cuts or freezes the database ([`proxy`]), the
 //! application on a real port for outside clients ([`server`]), the
-//! revocation feed as a client reads it ([`feed`]), and the waits tests
-//! share.
+//! revocation feed as a client reads it ([`feed`]), the built binary as a
+//! process of its own ([`process`]), and the waits tests share.
 
 pub mod app;
 pub mod caller;
 pub mod credentials;
 pub mod db;
 pub mod feed;
+pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod tokens;
@@ -19,6 +20,7 @@ pub use app::*;
 pub use caller::*;
 pub use credentials::*;
 pub use db::*;
+pub use process::*;
 pub use proxy::*;
 pub use server::*;
 pub use tokens::*;
