@@ -12,8 +12,15 @@
 //! full, say) is written with [`warn_repeated!`], and Rocket's own warnings
 //! about single requests and connections are limited too, so a flood of
 //! requests cannot become a flood of log lines.
+//!
+//! Lines are written off the request path: a request formats its line and
+//! hands it to a writer thread (tracing-appender's non-blocking writer).
+//! When standard output is slower than the lines come (a stalled pipe, a
+//! log shipper that stopped reading), at most [`BUFFERED_LINES`] wait; the
+//! rest are dropped and counted ([`dropped_lines`], in `/metrics`), never
+//! waited for: a request never blocks on the log.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rocket::config::LogLevel;
@@ -26,6 +33,25 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::config::LogFormat;
+
+/// Lines that may wait for the writer thread (a few MB at most).
+pub const BUFFERED_LINES: usize = 8192;
+
+/// The writer thread's guard (dropping it writes what waits: [`flush`]).
+static WRITER: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> = Mutex::new(None);
+/// How many lines the writer dropped because its buffer was full.
+static DROPPED: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+
+/// Lines dropped so far because standard output did not keep up.
+pub fn dropped_lines() -> u64 {
+    DROPPED.get().map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// Writes out the lines still waiting (at exit), waiting at most about a
+/// second for a slow sink.
+pub fn flush() {
+    drop(WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
+}
 
 /// Installs the process's subscriber from the configuration (once; later
 /// calls keep the first). Standard output, as Rocket writes.
@@ -52,7 +78,13 @@ pub fn init(figment: &Figment) {
         },
     );
     let filter = targets.and(noise);
-    let layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stdout());
+    let dropped = writer.error_counter();
+    let layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours).with_writer(writer);
     let installed = match format {
         LogFormat::Text => tracing_subscriber::registry().with(layer.with_filter(filter)).try_init(),
         LogFormat::Json => tracing_subscriber::registry()
@@ -61,7 +93,10 @@ pub fn init(figment: &Figment) {
     };
     if installed.is_err() {
         tracing::debug!("a log subscriber was already installed");
+        return;
     }
+    let _ = DROPPED.set(dropped);
+    *WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(guard);
 }
 
 /// At most a number of log lines a second: the first ones of each second

@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let figment = jwt_blocklist::figment();
     jwt_blocklist::logging::init(&figment);
-    match cli.command.unwrap_or(Command::Serve) {
+    let code = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match jwt_blocklist::rocket(figment).launch().await {
             Ok(_) => ExitCode::SUCCESS,
             Err(error) => {
@@ -22,5 +22,8 @@ async fn main() -> ExitCode {
             }
         },
         command => jwt_blocklist::cli::run(command, &figment).await,
-    }
+    };
+    // The log's writer thread holds what was not written yet.
+    jwt_blocklist::logging::flush();
+    code
 }

@@ -14,10 +14,13 @@
 //! Counting on the hot path (the revocation check) uses handles resolved once,
 //! not a registry lookup per request.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rocket::fairing::{Fairing, Info, Kind};
 
@@ -70,6 +73,11 @@ families! {
         "Introspection requests, by outcome";
     FEED_STREAMS = "jwt_blocklist_feed_streams", Gauge, "Revocation streams open now";
     FEED_EVENTS = "jwt_blocklist_feed_events_total", Counter, "Revocation stream events sent, by event";
+    WRITE_BATCHES = "jwt_blocklist_write_batches_total", Counter,
+        "Batches of revoking writes committed together (group commit)";
+    WRITES = "jwt_blocklist_writes_total", Counter, "Revoking writes, counted with their batches";
+    LOG_LINES_DROPPED = "jwt_blocklist_log_lines_dropped_total", Counter,
+        "Log lines dropped because standard output did not keep up";
 }
 
 /// An enum of label values with their text.
@@ -203,12 +211,48 @@ pub fn purge_run(result: PurgeResult, revoked_tokens: u64, sessions: u64) {
 }
 
 /// Counts one answered request and its latency (called by the request log
-/// fairing, which times each request once for both).
+/// fairing, which times each request once for both). The handles of each
+/// (method, route template, status) are made once and kept: a request
+/// allocates nothing and looks nothing up in the registry. Route templates
+/// and statuses are a closed set, so the map stays small.
 pub fn record_request(method: &'static str, route: &str, status: u16, elapsed: Duration) {
-    counter!(HTTP_REQUESTS.name, "method" => method, "route" => route.to_owned(), "status" => status.to_string())
-        .increment(1);
-    histogram!(HTTP_DURATION.name, "method" => method, "route" => route.to_owned())
-        .record(elapsed.as_secs_f64());
+    type Handles = HashMap<Box<str>, Vec<(&'static str, u16, Counter, Histogram)>>;
+    static HANDLES: OnceLock<RwLock<Handles>> = OnceLock::new();
+    let handles = HANDLES.get_or_init(RwLock::default);
+    let find = |handles: &Handles| {
+        handles
+            .get(route)?
+            .iter()
+            .find(|(m, s, _, _)| *m == method && *s == status)
+            .map(|(_, _, c, h)| (c.clone(), h.clone()))
+    };
+    let found = find(&handles.read().unwrap_or_else(PoisonError::into_inner));
+    let (requests, duration) = found.unwrap_or_else(|| {
+        let mut handles = handles.write().unwrap_or_else(PoisonError::into_inner);
+        find(&handles).unwrap_or_else(|| {
+            let requests = counter!(HTTP_REQUESTS.name, "method" => method, "route" => route.to_owned(), "status" => status.to_string());
+            let duration = histogram!(HTTP_DURATION.name, "method" => method, "route" => route.to_owned());
+            let made = (requests.clone(), duration.clone());
+            handles.entry(route.into()).or_default().push((method, status, requests, duration));
+            made
+        })
+    });
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
+}
+
+/// Counts a batch of revoking writes committed together (group commit).
+pub fn write_batch(writes: usize) {
+    static HANDLES: OnceLock<(Counter, Counter)> = OnceLock::new();
+    let (batches, written) = HANDLES.get_or_init(|| (counter!(WRITE_BATCHES.name), counter!(WRITES.name)));
+    batches.increment(1);
+    written.increment(writes as u64);
+}
+
+/// Log lines dropped so far because standard output did not keep up (read
+/// from the log's writer at each scrape).
+pub fn log_lines_dropped(total: u64) {
+    counter!(LOG_LINES_DROPPED.name).absolute(total);
 }
 
 /// The revocation memory's state, read at each scrape.

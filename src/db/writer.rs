@@ -200,6 +200,7 @@ async fn run(backend: Backend, timeout: Duration, mut queue: mpsc::Receiver<Job>
             batch.drain(..).map(|job| (job.write, job.reply)).unzip();
         let outcomes = commit(&backend, timeout, &writes, &state).await;
         state.batches.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::write_batch(writes.len());
         state.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
         state.in_flight.store(0, Ordering::Relaxed);
         for (reply, outcome) in replies.into_iter().zip(outcomes) {

@@ -139,6 +139,7 @@ fn scrape(store: &State<Store>) -> (ContentType, String) {
         staleness: Duration::from_millis(cache.staleness_ms),
         polls: cache.polls,
     };
+    metrics::log_lines_dropped(crate::logging::dropped_lines());
     (
         ContentType::new("text", "plain").with_params([("version", "0.0.4"), ("charset", "utf-8")]),
         metrics::render(memory, signing_keys(store)),

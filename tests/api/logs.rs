@@ -9,7 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backend_tests;
 use crate::helpers::{
-    http, http_text, random_secret, serve_binary as serve, wait_until, Backend, TestDb, PROPAGATION_BOUND,
+    http, http_text, random_secret, serve_binary as serve, stop, wait_until, Backend, TestDb,
+    PROPAGATION_BOUND,
 };
 
 const PASSWORD: &str = "a password that must never be logged";
@@ -106,8 +107,7 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         let metrics = metrics_text(port).await;
         assert!(metrics.contains("jwt_blocklist_introspections_total"), "{metrics}");
 
-        child.kill().expect("stops");
-        child.wait().expect("stopped");
+        stop(&mut child);
         let log: Vec<String> = lines.iter().collect();
         let text = log.join("\n");
         let private = signing_key_secrets(&db, &secret).await;
@@ -215,8 +215,7 @@ async fn with_no_log_level_configured_requests_and_lifecycle_are_logged(backend:
     let (status, _, _) = http(port, "GET", "/health", &[("X-Request-Id", "unconfigured-1")], None).await;
 
     assert_eq!(status, 200);
-    child.kill().expect("stops");
-    child.wait().expect("stopped");
+    stop(&mut child);
     let log: Vec<Value> = lines.iter().filter_map(|line| serde_json::from_str(&line).ok()).collect();
     assert!(log.iter().any(|line| line["request_id"] == "unconfigured-1" && line["route"] == "/health"));
     let text = |line: &Value| line.to_string();
@@ -248,8 +247,7 @@ async fn a_shed_storm_writes_a_line_a_second_not_one_per_request(backend: Backen
     assert!(shed >= 2, "40 logins at once with room for one hash: {shed} shed");
     assert!(answers.iter().all(|(status, _, _)| [401, 503].contains(status)));
 
-    child.kill().expect("stops");
-    child.wait().expect("stopped");
+    stop(&mut child);
     let warnings: Vec<Value> = lines
         .iter()
         .filter(|line| line.contains("hashing queue full"))
@@ -285,8 +283,7 @@ async fn a_flood_of_bad_requests_writes_ten_of_rockets_lines_a_second(backend: B
         let _ = stream.read_to_end(&mut answer).await;
     }
     let elapsed = started.elapsed();
-    child.kill().expect("stops");
-    child.wait().expect("stopped");
+    stop(&mut child);
     let rocket: Vec<Value> = lines
         .iter()
         .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
@@ -301,6 +298,69 @@ async fn a_flood_of_bad_requests_writes_ten_of_rockets_lines_a_second(backend: B
         "{} of Rocket's lines for 150 bad requests in {elapsed:?}",
         rocket.len()
     );
+}
+
+/// Standard output that nobody reads (a stalled log shipper): the pipe
+/// fills, then the writer's buffer; requests go on being answered at once,
+/// and the lines that could not wait are dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_log_sink_drops_and_counts_lines_and_never_blocks_a_request() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its port")
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-blocklist"))
+        .env("DATABASE_URL", db.url())
+        .env("ROCKET_JWT_SECRET", random_secret())
+        .env("ROCKET_DATA_DIR", db.folder())
+        .env("ROCKET_PORT", port.to_string())
+        .env("ROCKET_LOG_FORMAT", "json")
+        .env("ROCKET_LOG_LEVEL", "normal")
+        .env("ROCKET_PURGE_INTERVAL", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let _unread = child.stdout.take();
+    let client = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{port}/health");
+    wait_until("the service answers", std::time::Duration::from_secs(30), || async {
+        client.get(&health).send().await.is_ok_and(|answer| answer.status() == 200)
+    })
+    .await;
+
+    // More lines than the pipe and the writer's buffer hold, from 8 clients.
+    let requests = crate::helpers::LOG_BUFFERED_LINES + 4000;
+    let clients = 8;
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        futures::future::join_all((0..clients).map(|_| {
+            let (client, health) = (client.clone(), health.clone());
+            async move {
+                let mut ok = 0;
+                for _ in 0..requests / clients {
+                    ok += usize::from(client.get(&health).send().await.is_ok_and(|a| a.status() == 200));
+                }
+                ok
+            }
+        })),
+    )
+    .await
+    .expect("no request waits for the log");
+
+    assert_eq!(answered.iter().sum::<usize>(), requests / clients * clients);
+    let metrics = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("jwt_blocklist_log_lines_dropped_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the dropped lines are counted: {metrics}"));
+    assert!(dropped > 0, "lines were dropped rather than waited for");
+    child.kill().expect("stops");
+    child.wait().expect("stopped");
 }
 
 backend_tests!(

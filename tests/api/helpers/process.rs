@@ -9,6 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::TestDb;
 
+/// The service's log buffer: lines that may wait for its writer thread.
+pub const LOG_BUFFERED_LINES: usize = jwt_blocklist::logging::BUFFERED_LINES;
+
 /// Starts the binary and returns it with its port, read from its own log.
 /// An empty `level` configures none.
 pub fn serve_binary(
@@ -109,4 +112,14 @@ pub async fn http(
     let (status, head, text) =
         http_text(port, method, path, headers, body.as_deref().map(|body| ("application/json", body))).await;
     (status, head, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Stops the process as an operator would (SIGTERM): Rocket shuts down
+/// gracefully and the log's writer thread writes out what it holds, so
+/// every line of the run is read. (`Child::kill` is kill -9: the last lines
+/// may still be in that thread.)
+pub fn stop(child: &mut Child) {
+    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success(), "SIGTERM was sent");
+    child.wait().expect("the process ends");
 }
