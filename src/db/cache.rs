@@ -143,15 +143,22 @@ impl RevocationCache {
         }
     }
 
-    /// The row's state as the database holds it: `Some(until)` while listed,
-    /// `None` once deleted (or no longer wanted in memory).
-    pub fn set(&self, id: Uuid, until_ms: Option<i64>) {
-        let Ok(mut inner) = self.write() else { return };
-        match until_ms {
-            Some(until) if self.has_room(&inner, &id) => inner.put(id, until, false),
-            Some(_) => {}
-            None => {
-                inner.until.remove(&id);
+    /// The rows' states as the database holds them, in order: `Some(until)`
+    /// while listed, `None` once deleted (or no longer wanted in memory). A
+    /// chunk per lock hold (a bulk revocation of a million rows takes the
+    /// lock a hundred times, not a million).
+    pub fn set_many(&self, changes: impl IntoIterator<Item = (Uuid, Option<i64>)>) {
+        let mut changes = changes.into_iter().peekable();
+        while changes.peek().is_some() {
+            let Ok(mut inner) = self.write() else { return };
+            for (id, until_ms) in changes.by_ref().take(CHUNK) {
+                match until_ms {
+                    Some(until) if self.has_room(&inner, &id) => inner.put(id, until, false),
+                    Some(_) => {}
+                    None => {
+                        inner.until.remove(&id);
+                    }
+                }
             }
         }
     }
@@ -343,7 +350,7 @@ mod tests {
         cache.insert(id, 100);
         cache.evict_expired(10_000_000);
         assert_eq!(cache.check(id, id), Some(true));
-        cache.set(id, None);
+        cache.set_many([(id, None)]);
         assert_eq!(cache.check(id, id), Some(false), "a row deleted from the table");
     }
 

@@ -1,7 +1,7 @@
 //! The database subsystem as Rocket sees it: at ignite, the store is opened
 //! ([`open`](super::open): connect, migrate) with the managed configuration
 //! and managed itself; the revocation follower runs from liftoff to
-//! shutdown, and the pool is closed at shutdown.
+//! shutdown on a thread of its own, and the pool is closed at shutdown.
 
 use rocket::fairing::AdHoc;
 
@@ -29,16 +29,41 @@ pub fn stage() -> AdHoc {
         Ok(rocket
             .manage(store)
             .attach(AdHoc::on_liftoff("Revocation follower", |rocket| {
-                Box::pin(async move {
-                    let shutdown = rocket.shutdown();
-                    rocket::tokio::spawn(async move {
-                        rocket::tokio::select! {
-                            _ = follower.follow_revocations() => {}
-                            _ = shutdown => {}
-                        }
-                    });
-                })
+                let shutdown = rocket.shutdown();
+                Box::pin(async move { follow_on_its_own_thread(follower, shutdown) })
             }))
             .attach(AdHoc::on_shutdown("Database pool", |_| Box::pin(async move { closing.close().await }))))
     })
+}
+
+/// Runs the follower on a thread and runtime of its own until shutdown (or
+/// until the runtime that launched it ends, as a test's does): however busy
+/// the request workers are, its polls never wait behind requests in their
+/// queue. Its tasks (eviction, the feed's batches, the wake-ups) and its
+/// own connections live on that runtime too.
+fn follow_on_its_own_thread(follower: super::Store, shutdown: rocket::Shutdown) {
+    // Dropped with Rocket's runtime: the follower then stops too.
+    let (alive, launcher_gone) = rocket::tokio::sync::oneshot::channel::<()>();
+    rocket::tokio::spawn(async move {
+        let _alive = alive;
+        std::future::pending::<()>().await
+    });
+    let follow = async move {
+        rocket::tokio::select! {
+            _ = follower.follow_revocations() => {}
+            _ = shutdown => {}
+            _ = launcher_gone => {}
+        }
+    };
+    let spawned = std::thread::Builder::new().name("revocation-follower".into()).spawn(move || {
+        match rocket::tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(follow),
+            Err(error) => {
+                log::error!("revocation follower: no runtime of its own ({error}); checks use the database")
+            }
+        }
+    });
+    if let Err(error) = spawned {
+        log::error!("revocation follower: no thread of its own ({error}); checks use the database");
+    }
 }

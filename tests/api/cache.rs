@@ -169,7 +169,56 @@ async fn any_value_a_dba_may_store_leaves_the_follower_live(backend: Backend) {
     }
 }
 
+/// A DBA's bulk revocation (here 50,000 rows in one statement; the bench
+/// measures a million) is taken in by the polls as they run: memory stays
+/// trusted throughout (never handing checks to the database), is never
+/// reloaded, and holds every row within the bound.
+async fn a_bulk_revocation_by_sql_is_taken_in_without_leaving_memory(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+    wait_until_trusted(&app).await;
+    let before = app.store().revocation_cache();
+    let rows = 50_000;
+    let sid = claim(&tokens.access, "sid");
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "INSERT INTO revoked_tokens (jti, expires_at)
+             SELECT gen_random_uuid(), now() + interval '1 day' FROM generate_series(2, {rows})
+             UNION ALL SELECT '{sid}', now() + interval '1 day'"
+        ),
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+             INSERT INTO revoked_tokens (jti, expires_at)
+             SELECT printf('00000000-0000-4000-8000-%012d', i), '2099-01-01T00:00:00Z' FROM n
+             UNION ALL SELECT '{sid}', '2099-01-01T00:00:00Z'"
+        ),
+    };
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (store, watching) = (app.store().clone(), watching.clone());
+        tokio::spawn(async move {
+            let mut untrusted = 0;
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                untrusted += usize::from(!store.revocation_cache().trusted);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            untrusted
+        })
+    };
+
+    app.db.execute(&sql).await;
+    rejected_within(&app, &tokens.access, PROPAGATION_BOUND).await;
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+
+    assert_eq!(sampler.await.expect("the sampler"), 0, "memory answered throughout");
+    let after = app.store().revocation_cache();
+    assert_eq!(after.loads, before.loads, "no reload");
+    assert_eq!(after.entries, before.entries + rows, "every row is in memory");
+    assert!(after.trusted);
+}
+
 backend_tests!(
+    a_bulk_revocation_by_sql_is_taken_in_without_leaving_memory,
     any_value_a_dba_may_store_leaves_the_follower_live,
     the_cache_is_loaded_from_the_database_at_start,
     a_live_row_deleted_by_hand_is_unrevoked_on_every_instance,

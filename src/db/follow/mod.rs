@@ -238,9 +238,9 @@ impl Store {
             // as gone (a DBA's bulk insert of old rows adds nothing).
             let cutoff = until_ms(Utc::now() - self.leeway);
             let changed = !changes.is_empty();
-            for (id, until) in changes {
-                cache.set(id, until.filter(|&until| until >= cutoff));
-            }
+            cache.set_many(
+                changes.into_iter().map(|(id, until)| (id, until.filter(|&until| until >= cutoff))),
+            );
             cache.confirm(polled_at);
             let as_of = Utc::now() - polled_at.elapsed();
             self.feed.tick(Tick { from, to: source.position(), changed, as_of });

@@ -6,9 +6,9 @@
 //!
 //! Transaction ids are not committed in order, so the cursor is a snapshot,
 //! as in PgQ: a poll reads the events whose transaction is visible in the
-//! statement's own snapshot and was not in the previous one, together with
-//! the current rows of their ids. Nothing committed is ever skipped, and a
-//! long transaction delays nothing but itself.
+//! statement's own snapshot and was not in the previous one, each with the
+//! state its row was left in (migration 12). Nothing committed is ever
+//! skipped, and a long transaction delays nothing but itself.
 //!
 //! The follower's two connections (one held by LISTEN, one for the load and
 //! the polls) come from a pool of their own, named `jwt-blocklist-listener`,
@@ -32,31 +32,36 @@ use crate::db::DbError;
 const CHANNEL: &str = "revoked_tokens";
 
 /// The changes since snapshot `$1`, and whether the purge has pruned events
-/// this cursor may still need (a follower frozen for minutes). The rows are
-/// looked up one by one (LATERAL, and LIMIT 1 so the planner cannot pull the
-/// lookup up into a join): a prepared statement's generic plan otherwise
-/// expects thousands of changes and hash-joins them against a scan of the
-/// whole table, 250 ms with a million rows. Expiry is read as [`until_ms`],
-/// computed by Postgres, whatever a DBA stored.
+/// this cursor may still need (a follower frozen for minutes): one row per
+/// event, with its `seq`, applied in that order. An event carries the state
+/// its row was left in (migration 12): no de-duplication and no lookup per
+/// id, so a DBA's bulk revocation of a million rows is one index range scan.
+/// Only events written before migration 12 (no state, not a departure) have
+/// their row looked up (LATERAL, gated on that, so no other event pays for
+/// it). Expiry is read as [`until_ms`], computed by Postgres, whatever a DBA
+/// stored.
 static POLL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH cursor AS (SELECT pg_current_snapshot() AS now, $1::text::pg_snapshot AS before),
-         changed AS (
-             SELECT DISTINCT e.jti FROM revocation_events e, cursor c
-             WHERE e.xid >= pg_snapshot_xmin(c.before) AND e.xid < pg_snapshot_xmax(c.now)
-               AND pg_visible_in_snapshot(e.xid, c.now) AND NOT pg_visible_in_snapshot(e.xid, c.before))
+        "WITH cursor AS (SELECT pg_current_snapshot() AS now, $1::text::pg_snapshot AS before)
          SELECT c.now::text,
                 (SELECT through FROM revocation_events_pruned) >= pg_snapshot_xmin(c.before),
                 (SELECT version FROM credentials_version),
-                ch.jti, r.until_ms, r.reason
-         FROM cursor c LEFT JOIN changed ch ON true
+                e.seq, e.jti,
+                CASE WHEN e.expires_at IS NOT NULL THEN {} ELSE r.until_ms END,
+                CASE WHEN e.expires_at IS NOT NULL THEN e.reason ELSE r.reason END
+         FROM cursor c
+         LEFT JOIN revocation_events e
+             ON e.xid >= pg_snapshot_xmin(c.before) AND e.xid < pg_snapshot_xmax(c.now)
+            AND pg_visible_in_snapshot(e.xid, c.now) AND NOT pg_visible_in_snapshot(e.xid, c.before)
          LEFT JOIN LATERAL (
-             SELECT {} AS until_ms, reason FROM revoked_tokens WHERE jti = ch.jti LIMIT 1) r ON true",
+             SELECT {} AS until_ms, reason FROM revoked_tokens
+             WHERE jti = e.jti AND e.expires_at IS NULL AND e.old_expires_at IS NULL LIMIT 1) r ON true",
+        until_ms("e.expires_at"),
         until_ms("expires_at")
     )
 });
 
-type PollRow = (String, bool, i64, Option<Uuid>, Option<i64>, Option<String>);
+type PollRow = (String, bool, i64, Option<i64>, Option<Uuid>, Option<i64>, Option<String>);
 
 /// The shortest time between two polls. Any role that can connect may send
 /// NOTIFY on the channel: a flood of them must not make every instance poll
@@ -122,16 +127,21 @@ impl Source {
 
     pub(super) async fn poll(&mut self) -> Result<(Vec<Change>, Option<i64>), DbError> {
         self.polled_at = rocket::tokio::time::Instant::now();
-        let rows: Vec<PollRow> =
+        let mut rows: Vec<PollRow> =
             sqlx::query_as(POLL.as_str()).bind(&self.snapshot).fetch_all(&self.pool).await?;
+        // In the order the events were written: for one id, that is the
+        // order its row's changes committed in (migration 12).
+        rows.sort_unstable_by_key(|row| row.3);
         let mut changes = Vec::with_capacity(rows.len());
         let mut credentials = None;
-        for (snapshot, gap, version, jti, until_ms, reason) in rows {
+        for (snapshot, gap, version, _, jti, until_ms, reason) in rows {
             if gap {
                 return Err(DbError::EventGap);
             }
-            self.snapshot = snapshot;
-            credentials = Some(version);
+            if credentials.is_none() {
+                self.snapshot = snapshot;
+                credentials = Some(version);
+            }
             if let Some(jti) = jti {
                 let until = until_ms.zip(reason).and_then(|(until, reason)| wanted(until, &reason));
                 changes.push((jti, until));
