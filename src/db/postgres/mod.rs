@@ -1,7 +1,8 @@
 //! The Postgres implementation of [`Store`](super::Store): native `uuid` and
 //! `timestamptz` columns, `FOR UPDATE SKIP LOCKED` batches and an advisory lock
 //! so that only one instance purges at a time. This file: connecting,
-//! migrating, accounts and sessions; `revoke.rs`: the revoking writes;
+//! migrating, accounts and sessions; `revoke.rs`: the revoking writes,
+//! `batch.rs`: a batch of them (group commit);
 //! `purge.rs`: the purge; `credentials.rs`: signing keys and clients;
 //! `feed.rs`: the revocation feed's reads.
 
@@ -17,13 +18,15 @@ use super::model::{Device, SessionInfo};
 use super::{DbError, NewSession, SessionId, TokenId, User, UserId};
 use crate::config::DbConfig;
 
+mod batch;
 pub(super) mod credentials;
 pub(super) mod feed;
 mod purge;
 mod revoke;
+pub(super) use batch::write_batch;
 pub(super) use credentials::{add_client, credentials, remove_client};
 pub(super) use purge::purge_expired;
-pub(super) use revoke::{is_revoked, until_ms, write_batch};
+pub(super) use revoke::{is_revoked, until_ms};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 

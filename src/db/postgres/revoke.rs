@@ -1,9 +1,8 @@
 //! The Postgres revoking writes: each one statement (a data-modifying CTE),
-//! or one simple query for a sweep, so each is one round trip, and the
-//! logouts of a whole batch ([`write_batch`], the writer's group commit) one
-//! statement between them. Every statement returns the rows it listed, with
-//! their expiry computed by Postgres ([`until_ms`]), for this instance's
-//! memory.
+//! or one simple query for a sweep, so each is one round trip (a batch's
+//! logouts and RFC 7009 revocations are one statement each: `batch.rs`).
+//! Every statement returns the rows it listed, with their expiry computed by
+//! Postgres ([`until_ms`]), for this instance's memory.
 
 use std::sync::LazyLock;
 
@@ -12,8 +11,8 @@ use sqlx::postgres::PgPool;
 use sqlx::{FromRow, PgConnection, Row};
 
 use crate::db::model::{Listed, SessionSweep};
-use crate::db::writer::{Write, Written};
-use crate::db::{DbError, Reason, Revocation, Rotation, SessionId, TokenId, UserId};
+use crate::db::writer::Written;
+use crate::db::{DbError, Reason, Rotation, SessionId, TokenId, UserId};
 
 /// `column` (a timestamptz) as the unix millisecond from which a token
 /// expiring then is expired, rounded up, computed by Postgres for any value
@@ -33,7 +32,7 @@ pub(in crate::db) fn until_ms(column: &str) -> String {
 /// names, or columns of `wanted w`), extending an existing row's expiry but
 /// never shortening it; return the rows listed, their reasons, and whether
 /// each is new (`new`: an expression of the listed row `r`).
-fn list_wanted(user: &str, now: &str, new: &str) -> String {
+pub(super) fn list_wanted(user: &str, now: &str, new: &str) -> String {
     format!(
         "INSERT INTO revoked_tokens AS r (jti, expires_at, user_id, revoked_at, reason)
          SELECT w.jti, w.expires_at, (SELECT id FROM users WHERE id = {user}), {now}, w.reason FROM wanted w
@@ -47,9 +46,9 @@ fn list_wanted(user: &str, now: &str, new: &str) -> String {
 /// A listed row as the statements return it (see [`list_wanted`]): id,
 /// [`until_ms`], reason, whether new. The columns are NULL when a statement
 /// listed nothing.
-type ListedRow = (Option<uuid::Uuid>, Option<i64>, Option<String>, Option<bool>);
+pub(super) type ListedRow = (Option<uuid::Uuid>, Option<i64>, Option<String>, Option<bool>);
 
-fn listed((jti, until_ms, reason, _): ListedRow) -> Option<Listed> {
+pub(super) fn listed((jti, until_ms, reason, _): ListedRow) -> Option<Listed> {
     Some(Listed { id: jti?, until_ms: until_ms?, reason: reason? })
 }
 
@@ -81,7 +80,7 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
 /// Whether the session rotated, then a [`ListedRow`].
 type RotatedRow = (bool, Option<uuid::Uuid>, Option<i64>, Option<String>, Option<bool>);
 
-async fn rotate_refresh(conn: &mut PgConnection, rotation: &Rotation) -> Result<Written, DbError> {
+pub(super) async fn rotate_refresh(conn: &mut PgConnection, rotation: &Rotation) -> Result<Written, DbError> {
     let rows: Vec<RotatedRow> = sqlx::query_as(ROTATE.as_str())
         .bind(rotation.sid)
         .bind(rotation.presented_jti)
@@ -95,89 +94,6 @@ async fn rotate_refresh(conn: &mut PgConnection, rotation: &Rotation) -> Result<
     let rotated = rows.first().is_some_and(|row| row.0);
     let listed = rows.into_iter().filter_map(|(_, a, b, c, d)| listed((a, b, c, d))).collect();
     Ok(Written { listed, rotated, ..Written::default() })
-}
-
-/// The logouts of a batch, in one statement: end every session named
-/// (each kept listed until its newest refresh token would expire, or its
-/// `fallback` if its row is gone) and list every token, each row with its
-/// own user, reason and instant. A session or token named twice (two
-/// logouts of one session in one batch) is listed once, with the later
-/// expiry: one statement may not change a row twice.
-static LOG_OUT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH batch (sid, jti, token_expires_at, user_id, reason, fallback, now) AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[],
-                                  $6::timestamptz[], $7::timestamptz[])),
-         ended AS (
-             UPDATE sessions s SET revoked_at = COALESCE(s.revoked_at, b.now), refresh_jti = NULL
-             FROM (SELECT DISTINCT ON (sid) sid, now FROM batch ORDER BY sid, now) AS b
-             WHERE s.id = b.sid RETURNING s.id, s.expires_at),
-         wanted (jti, expires_at, reason, user_id, now) AS (
-             SELECT DISTINCT ON (jti) * FROM (
-                 SELECT jti, token_expires_at, reason, user_id, now FROM batch
-                 UNION ALL
-                 SELECT b.sid, GREATEST(e.expires_at, b.fallback), b.reason, b.user_id, b.now
-                 FROM batch b LEFT JOIN ended e ON e.id = b.sid) AS w (jti, expires_at, reason, user_id, now)
-             ORDER BY jti, expires_at DESC)
-         {}",
-        list_wanted("w.user_id", "w.now", "NULL::boolean")
-    )
-});
-
-/// Runs [`LOG_OUT`] for the logouts in `columns`; returns what each listed.
-async fn log_out(conn: &mut PgConnection, columns: LogoutColumns) -> Result<Vec<Written>, DbError> {
-    let ids: Vec<(uuid::Uuid, uuid::Uuid)> =
-        columns.sid.iter().copied().zip(columns.jti.iter().copied()).collect();
-    let rows: Vec<ListedRow> = sqlx::query_as(LOG_OUT.as_str())
-        .bind(columns.sid)
-        .bind(columns.jti)
-        .bind(columns.token_expires_at)
-        .bind(columns.user_id)
-        .bind(columns.reason)
-        .bind(columns.fallback)
-        .bind(columns.now)
-        .fetch_all(conn)
-        .await?;
-    let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
-    // Each logout is told of its own two rows.
-    let mut written = Vec::with_capacity(ids.len());
-    for (sid, jti) in ids {
-        written.push(Written::listed(
-            listed.iter().filter(|row| row.id == sid || row.id == jti).cloned().collect(),
-        ));
-    }
-    Ok(written)
-}
-
-/// [`LOG_OUT`]'s parameters: one array per column.
-#[derive(Default)]
-struct LogoutColumns {
-    sid: Vec<uuid::Uuid>,
-    jti: Vec<uuid::Uuid>,
-    token_expires_at: Vec<DateTime<Utc>>,
-    user_id: Vec<Option<uuid::Uuid>>,
-    reason: Vec<&'static str>,
-    fallback: Vec<DateTime<Utc>>,
-    now: Vec<DateTime<Utc>>,
-}
-
-impl LogoutColumns {
-    /// The logouts among `writes`, in their order.
-    fn of(writes: &[Write]) -> LogoutColumns {
-        let mut columns = LogoutColumns::default();
-        for write in writes {
-            if let Write::Logout { sid, token, fallback, now } = write {
-                columns.sid.push(sid.0);
-                columns.jti.push(token.jti.0);
-                columns.token_expires_at.push(token.expires_at);
-                columns.user_id.push(token.user_id.map(|id| id.0));
-                columns.reason.push(token.reason.as_str());
-                columns.fallback.push(*fallback);
-                columns.now.push(*now);
-            }
-        }
-        columns
-    }
 }
 
 /// Ends live session `$2` of user `$1` (a DBA's revocation counts as
@@ -197,7 +113,7 @@ static END_SESSION: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-async fn end_session(
+pub(super) async fn end_session(
     conn: &mut PgConnection,
     user_id: UserId,
     sid: SessionId,
@@ -210,37 +126,6 @@ async fn end_session(
         .bind(sid)
         .bind(refresh_jti)
         .bind(reason.as_str())
-        .bind(now)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().filter_map(listed).collect())
-}
-
-/// Lists token `$2` unless it or its session `$1` (when known) is listed
-/// already: one statement.
-static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH wanted (jti, expires_at, reason) AS (
-             SELECT $2::uuid, $3::timestamptz, $5::text
-             WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1::uuid, $2)))
-         {}",
-        list_wanted("$4", "$6", "r.revoked_at = $6")
-    )
-});
-
-/// Lists `token` unless it or its session `sid` is listed already.
-async fn list_unless_listed(
-    conn: &mut PgConnection,
-    sid: Option<SessionId>,
-    token: &Revocation,
-    now: DateTime<Utc>,
-) -> Result<Vec<Listed>, DbError> {
-    let rows: Vec<ListedRow> = sqlx::query_as(LIST_UNLESS_LISTED.as_str())
-        .bind(sid)
-        .bind(token.jti)
-        .bind(token.expires_at)
-        .bind(token.user_id)
-        .bind(token.reason.as_str())
         .bind(now)
         .fetch_all(conn)
         .await?;
@@ -290,7 +175,7 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-async fn sweep_sessions(
+pub(super) async fn sweep_sessions(
     conn: &mut PgConnection,
     sweep: &SessionSweep,
     now: DateTime<Utc>,
@@ -314,47 +199,6 @@ async fn sweep_sessions(
         live: live as u64,
         listed: listed_rows.into_iter().filter_map(listed).collect(),
         rotated: false,
-    })
-}
-
-/// A batch of the writer's (group commit), in one transaction: every logout
-/// in one statement, each other write in its own, one commit for all. A
-/// write alone is its own statement's transaction: one round trip, no
-/// BEGIN or COMMIT around it.
-pub(in crate::db) async fn write_batch(pool: &PgPool, writes: &[Write]) -> Result<Vec<Written>, DbError> {
-    if let [write] = writes {
-        let mut conn = pool.acquire().await?;
-        return Ok(vec![write_one(&mut conn, write).await?]);
-    }
-    let mut tx = pool.begin().await?;
-    let columns = LogoutColumns::of(writes);
-    let mut logged_out =
-        if columns.sid.is_empty() { Vec::new() } else { log_out(&mut tx, columns).await? }.into_iter();
-    let mut written = Vec::with_capacity(writes.len());
-    for write in writes {
-        written.push(match write {
-            Write::Logout { .. } => logged_out.next().unwrap_or_default(),
-            other => write_one(&mut tx, other).await?,
-        });
-    }
-    tx.commit().await?;
-    Ok(written)
-}
-
-/// One write, in one statement (a sweep: one simple query).
-async fn write_one(conn: &mut PgConnection, write: &Write) -> Result<Written, DbError> {
-    Ok(match write {
-        Write::Logout { .. } => {
-            log_out(conn, LogoutColumns::of(std::slice::from_ref(write))).await?.pop().unwrap_or_default()
-        }
-        Write::Token { sid, token, now } => {
-            Written::listed(list_unless_listed(conn, *sid, token, *now).await?)
-        }
-        Write::EndSession { user_id, sid, refresh_jti, reason, now } => {
-            Written::listed(end_session(conn, *user_id, *sid, *refresh_jti, *reason, *now).await?)
-        }
-        Write::Sweep { sweep, now, cutoff } => sweep_sessions(conn, sweep, *now, *cutoff).await?,
-        Write::Rotate(rotation) => rotate_refresh(conn, rotation).await?,
     })
 }
 

@@ -1,0 +1,173 @@
+//! A batch of the writer's (group commit, `db/writer.rs`) on Postgres. Its
+//! logouts are one statement, its RFC 7009 token revocations another (each
+//! write a row of the statement's arrays, through `unnest`), every other
+//! write its own statement (`revoke.rs`), and all of it one commit. A batch
+//! that needs one statement (a write alone, or only logouts, say) runs it as
+//! its own transaction: one round trip, no BEGIN or COMMIT around it.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPool;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::revoke::{end_session, list_wanted, listed, rotate_refresh, sweep_sessions, ListedRow};
+use crate::db::model::Listed;
+use crate::db::writer::{Write, Written};
+use crate::db::DbError;
+
+pub(in crate::db) async fn write_batch(pool: &PgPool, writes: &[Write]) -> Result<Vec<Written>, DbError> {
+    let logouts = Columns::of(writes, Kind::Logout);
+    let tokens = Columns::of(writes, Kind::Token);
+    let others = writes.iter().filter(|write| !matches!(write, Write::Logout { .. } | Write::Token { .. }));
+    let statements = usize::from(!logouts.is_empty()) + usize::from(!tokens.is_empty()) + others.count();
+    if statements == 1 {
+        let mut conn = pool.acquire().await?;
+        return write_all(&mut conn, writes, logouts, tokens).await;
+    }
+    let mut tx = pool.begin().await?;
+    let written = write_all(&mut tx, writes, logouts, tokens).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// Every write of the batch on `conn`, in the batch's order of answers.
+async fn write_all(
+    conn: &mut PgConnection,
+    writes: &[Write],
+    logouts: Columns,
+    tokens: Columns,
+) -> Result<Vec<Written>, DbError> {
+    let mut logged_out = logouts.run(conn, LOG_OUT.as_str()).await?.into_iter();
+    let mut revoked = tokens.run(conn, LIST_UNLESS_LISTED.as_str()).await?.into_iter();
+    let mut written = Vec::with_capacity(writes.len());
+    for write in writes {
+        written.push(match write {
+            Write::Logout { .. } => logged_out.next().unwrap_or_default(),
+            Write::Token { .. } => revoked.next().unwrap_or_default(),
+            Write::EndSession { user_id, sid, refresh_jti, reason, now } => {
+                Written::listed(end_session(conn, *user_id, *sid, *refresh_jti, *reason, *now).await?)
+            }
+            Write::Sweep { sweep, now, cutoff } => sweep_sessions(conn, sweep, *now, *cutoff).await?,
+            Write::Rotate(rotation) => rotate_refresh(conn, rotation).await?,
+        });
+    }
+    Ok(written)
+}
+
+/// The logouts of a batch: end every session named (each kept listed until
+/// its newest refresh token would expire, or its `fallback` if its row is
+/// gone) and list every token, each row with its own user, reason and
+/// instant. A session or token named twice (two logouts of one session in
+/// one batch) is listed once, with the later expiry: one statement may not
+/// change a row twice.
+static LOG_OUT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH batch (sid, jti, token_expires_at, user_id, reason, fallback, now) AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[],
+                                  $6::timestamptz[], $7::timestamptz[])),
+         ended AS (
+             UPDATE sessions s SET revoked_at = COALESCE(s.revoked_at, b.now), refresh_jti = NULL
+             FROM (SELECT DISTINCT ON (sid) sid, now FROM batch ORDER BY sid, now) AS b
+             WHERE s.id = b.sid RETURNING s.id, s.expires_at),
+         wanted (jti, expires_at, reason, user_id, now) AS (
+             SELECT DISTINCT ON (jti) * FROM (
+                 SELECT jti, token_expires_at, reason, user_id, now FROM batch
+                 UNION ALL
+                 SELECT b.sid, GREATEST(e.expires_at, b.fallback), b.reason, b.user_id, b.now
+                 FROM batch b LEFT JOIN ended e ON e.id = b.sid) AS w (jti, expires_at, reason, user_id, now)
+             ORDER BY jti, expires_at DESC)
+         {}",
+        list_wanted("w.user_id", "w.now", "NULL::boolean")
+    )
+});
+
+/// The RFC 7009 revocations of a batch: list each token unless it or its
+/// session (when known: `sid` may be NULL) is listed already. A token named
+/// twice is listed once.
+static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH batch (sid, jti, token_expires_at, user_id, reason, fallback, now) AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[],
+                                  $6::timestamptz[], $7::timestamptz[])),
+         wanted (jti, expires_at, reason, user_id, now) AS (
+             SELECT DISTINCT ON (b.jti) b.jti, b.token_expires_at, b.reason, b.user_id, b.now FROM batch b
+             WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = b.jti OR r.jti = b.sid)
+             ORDER BY b.jti, b.token_expires_at DESC)
+         {}",
+        list_wanted("w.user_id", "w.now", "NULL::boolean")
+    )
+});
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Logout,
+    Token,
+}
+
+/// The writes of one kind in a batch, as a statement's parameters: one
+/// array per column, in the batch's order.
+#[derive(Default)]
+struct Columns {
+    sid: Vec<Option<Uuid>>,
+    jti: Vec<Uuid>,
+    token_expires_at: Vec<DateTime<Utc>>,
+    user_id: Vec<Option<Uuid>>,
+    reason: Vec<&'static str>,
+    fallback: Vec<Option<DateTime<Utc>>>,
+    now: Vec<DateTime<Utc>>,
+}
+
+impl Columns {
+    fn of(writes: &[Write], kind: Kind) -> Columns {
+        let mut columns = Columns::default();
+        for write in writes {
+            let (sid, token, fallback, now) = match (write, kind) {
+                (Write::Logout { sid, token, fallback, now }, Kind::Logout) => {
+                    (Some(sid.0), token, Some(*fallback), now)
+                }
+                (Write::Token { sid, token, now }, Kind::Token) => (sid.map(|sid| sid.0), token, None, now),
+                _ => continue,
+            };
+            columns.sid.push(sid);
+            columns.jti.push(token.jti.0);
+            columns.token_expires_at.push(token.expires_at);
+            columns.user_id.push(token.user_id.map(|id| id.0));
+            columns.reason.push(token.reason.as_str());
+            columns.fallback.push(fallback);
+            columns.now.push(*now);
+        }
+        columns
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jti.is_empty()
+    }
+
+    /// Runs `statement` with these columns (nothing if there are none);
+    /// returns what each write listed: the rows of its token and session.
+    async fn run(self, conn: &mut PgConnection, statement: &str) -> Result<Vec<Written>, DbError> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<(Option<Uuid>, Uuid)> = self.sid.iter().copied().zip(self.jti.iter().copied()).collect();
+        let rows: Vec<ListedRow> = sqlx::query_as(statement)
+            .bind(self.sid)
+            .bind(self.jti)
+            .bind(self.token_expires_at)
+            .bind(self.user_id)
+            .bind(self.reason)
+            .bind(self.fallback)
+            .bind(self.now)
+            .fetch_all(conn)
+            .await?;
+        let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
+        let mut written = Vec::with_capacity(ids.len());
+        for (sid, jti) in ids {
+            let own = listed.iter().filter(|row| Some(row.id) == sid || row.id == jti);
+            written.push(Written::listed(own.cloned().collect()));
+        }
+        Ok(written)
+    }
+}
