@@ -144,6 +144,82 @@ async fn logouts_that_arrive_together_are_one_batch(backend: Backend) {
     }
 }
 
+async fn the_sweeps_of_a_batch_share_its_commit_and_each_counts_its_own_sessions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.signup("ann").await;
+    let ann_elsewhere = app.login_ok("ann").await;
+    let bob = app.signup("bob").await;
+    let bob_others = [app.login_ok("bob").await, app.login_ok("bob").await];
+    let cid = app.signup("cid").await;
+    let cid_elsewhere = app.login_ok("cid").await;
+    let before = app.store().writer_status();
+    app.store().hold_writes(true);
+
+    let callers = [app.caller(&ann), app.caller(&ann_elsewhere), app.caller(&bob), app.caller(&cid)];
+    let (ann_first, ann_second, bob_all, cid_others, ()) = tokio::join!(
+        callers[0].logout_all(),
+        callers[1].logout_all(),
+        callers[2].logout_all(),
+        callers[3].logout_scope("others"),
+        async {
+            until_queued(&app, 4).await;
+            app.store().hold_writes(false);
+        },
+    );
+
+    let counts = [&ann_first, &ann_second, &bob_all, &cid_others].map(|answer| {
+        assert_eq!(answer.status, Status::Ok, "{:?}", answer.body);
+        answer.body["revoked_sessions"].as_u64().expect("a count")
+    });
+    let mut ann_counts = [counts[0], counts[1]];
+    ann_counts.sort();
+    assert_eq!(ann_counts, [0, 2], "one of ann's sweeps ended both her sessions, the other none");
+    assert_eq!(counts[2], 3, "bob's three");
+    assert_eq!(counts[3], 1, "cid's other session");
+    for tokens in [&ann, &ann_elsewhere, &bob, &bob_others[0], &bob_others[1], &cid_elsewhere] {
+        app.protected(&tokens.access).await.assert_token_error("token_revoked");
+    }
+    assert_eq!(app.protected(&cid.access).await.status, Status::Ok, "the kept session lives");
+    let after = app.store().writer_status();
+    assert_eq!(after.batches - before.batches, 1, "one commit for all four: {after:?}");
+    assert_eq!(after.retried_alone, before.retried_alone);
+}
+
+async fn refreshes_in_one_batch_rotate_together_and_a_reused_token_still_loses(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.signup("ann").await;
+    let bob = app.signup("bob").await;
+    let cid = app.signup("cid").await;
+    let before = app.store().writer_status();
+    app.store().hold_writes(true);
+
+    let (ann_first, ann_second, bob_answer, cid_answer, ()) = tokio::join!(
+        app.refresh(&ann.refresh),
+        app.refresh(&ann.refresh),
+        app.refresh(&bob.refresh),
+        app.refresh(&cid.refresh),
+        async {
+            until_queued(&app, 4).await;
+            app.store().hold_writes(false);
+        },
+    );
+
+    let ann_ok = [&ann_first, &ann_second].iter().filter(|answer| answer.status == Status::Ok).count();
+    assert_eq!(ann_ok, 1, "exactly one of two refreshes with one token succeeds");
+    let loser = if ann_first.status == Status::Ok { &ann_second } else { &ann_first };
+    loser.assert_token_error("token_revoked");
+    let winner = if ann_first.status == Status::Ok { &ann_first } else { &ann_second };
+    app.refresh(&Tokens::from_body(&winner.body).refresh).await.assert_token_error("token_revoked");
+    for answer in [&bob_answer, &cid_answer] {
+        assert_eq!(answer.status, Status::Ok, "{:?}", answer.body);
+        let rotated = Tokens::from_body(&answer.body);
+        assert_eq!(app.refresh(&rotated.refresh).await.status, Status::Ok, "the new refresh token works");
+    }
+    let after = app.store().writer_status();
+    assert!(after.largest_batch >= 4, "the four rotations were one batch: {after:?}");
+    assert_eq!(after.retried_alone, before.retried_alone);
+}
+
 async fn a_lone_logout_is_committed_at_once_in_a_batch_of_its_own(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let tokens = app.signup("alice").await;
@@ -267,6 +343,8 @@ async fn a_crash_mid_batch_loses_no_answered_logout_and_reports_none_uncommitted
 backend_tests!(
     concurrent_revoking_calls_share_a_commit_and_each_gets_its_own_answer,
     logouts_that_arrive_together_are_one_batch,
+    the_sweeps_of_a_batch_share_its_commit_and_each_counts_its_own_sessions,
+    refreshes_in_one_batch_rotate_together_and_a_reused_token_still_loses,
     a_lone_logout_is_committed_at_once_in_a_batch_of_its_own,
     no_batch_holds_more_than_the_bound,
     a_crash_mid_batch_loses_no_answered_logout_and_reports_none_uncommitted,

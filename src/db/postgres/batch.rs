@@ -1,7 +1,11 @@
 //! A batch of the writer's (group commit, `db/writer.rs`) on Postgres. Its
 //! logouts are one statement, its RFC 7009 token revocations another (each
-//! write a row of the statement's arrays, through `unnest`), every other
-//! write its own statement (`revoke.rs`), and all of it one commit. A batch
+//! write a row of the statement's arrays, through `unnest`), its refresh
+//! rotations a third (`rotate.rs`), its sweeps one simple query
+//! (`sweep.rs`), each session delete its own statement (`revoke.rs`), and
+//! all of it one commit. A user's second sweep, or a session's second
+//! rotation, in one batch runs after the first, alone: one statement may
+//! change a row only once, and the second must see the first. A batch
 //! that needs one statement (a write alone, or only logouts, say) runs it as
 //! its own transaction: one round trip, no BEGIN or COMMIT around it.
 
@@ -12,7 +16,9 @@ use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::revoke::{end_session, list_wanted, listed, rotate_refresh, sweep_sessions, ListedRow};
+use super::revoke::{end_session, list_wanted, listed, ListedRow};
+use super::rotate::rotate_refresh;
+use super::sweep::sweep_sessions;
 use crate::db::model::Listed;
 use crate::db::writer::{Write, Written};
 use crate::db::DbError;
@@ -20,14 +26,26 @@ use crate::db::DbError;
 pub(in crate::db) async fn write_batch(pool: &PgPool, writes: &[Write]) -> Result<Vec<Written>, DbError> {
     let logouts = Columns::of(writes, Kind::Logout);
     let tokens = Columns::of(writes, Kind::Token);
-    let others = writes.iter().filter(|write| !matches!(write, Write::Logout { .. } | Write::Token { .. }));
-    let statements = usize::from(!logouts.is_empty()) + usize::from(!tokens.is_empty()) + others.count();
+    let sweeps = Together::of(writes, |write| match write {
+        Write::Sweep { sweep, .. } => Some(sweep.user_id.0),
+        _ => None,
+    });
+    let rotations = Together::of(writes, |write| match write {
+        Write::Rotate(rotation) => Some(rotation.sid.0),
+        _ => None,
+    });
+    let others = writes.iter().filter(|write| matches!(write, Write::EndSession { .. }));
+    let statements = usize::from(!logouts.is_empty())
+        + usize::from(!tokens.is_empty())
+        + sweeps.statements()
+        + rotations.statements()
+        + others.count();
     if statements == 1 {
         let mut conn = pool.acquire().await?;
-        return write_all(&mut conn, writes, logouts, tokens).await;
+        return write_all(&mut conn, writes, logouts, tokens, sweeps, rotations).await;
     }
     let mut tx = pool.begin().await?;
-    let written = write_all(&mut tx, writes, logouts, tokens).await?;
+    let written = write_all(&mut tx, writes, logouts, tokens, sweeps, rotations).await?;
     tx.commit().await?;
     Ok(written)
 }
@@ -38,19 +56,43 @@ async fn write_all(
     writes: &[Write],
     logouts: Columns,
     tokens: Columns,
+    sweeps: Together,
+    rotations: Together,
 ) -> Result<Vec<Written>, DbError> {
     let mut logged_out = logouts.run(conn, LOG_OUT.as_str()).await?.into_iter();
     let mut revoked = tokens.run(conn, LIST_UNLESS_LISTED.as_str()).await?.into_iter();
+    let together: Vec<_> = sweeps
+        .at
+        .iter()
+        .filter_map(|&at| match &writes[at] {
+            Write::Sweep { sweep, now, cutoff } => Some((sweep, *now, *cutoff)),
+            _ => None,
+        })
+        .collect();
+    let mut swept = sweep_sessions(conn, &together).await?.into_iter();
+    let together: Vec<_> = rotations
+        .at
+        .iter()
+        .filter_map(|&at| match &writes[at] {
+            Write::Rotate(rotation) => Some(rotation),
+            _ => None,
+        })
+        .collect();
+    let mut rotated = rotate_refresh(conn, &together).await?.into_iter();
     let mut written = Vec::with_capacity(writes.len());
-    for write in writes {
+    for (at, write) in writes.iter().enumerate() {
         written.push(match write {
             Write::Logout { .. } => logged_out.next().unwrap_or_default(),
             Write::Token { .. } => revoked.next().unwrap_or_default(),
             Write::EndSession { user_id, sid, refresh_jti, reason, now } => {
                 Written::listed(end_session(conn, *user_id, *sid, *refresh_jti, *reason, *now).await?)
             }
-            Write::Sweep { sweep, now, cutoff } => sweep_sessions(conn, sweep, *now, *cutoff).await?,
-            Write::Rotate(rotation) => rotate_refresh(conn, rotation).await?,
+            Write::Sweep { .. } if sweeps.at.contains(&at) => swept.next().unwrap_or_default(),
+            Write::Sweep { sweep, now, cutoff } => {
+                sweep_sessions(conn, &[(sweep, *now, *cutoff)]).await?.pop().unwrap_or_default()
+            }
+            Write::Rotate(_) if rotations.at.contains(&at) => rotated.next().unwrap_or_default(),
+            Write::Rotate(rotation) => rotate_refresh(conn, &[rotation]).await?.pop().unwrap_or_default(),
         });
     }
     Ok(written)
@@ -99,6 +141,37 @@ static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
         list_wanted("w.user_id", "w.now", "NULL::boolean")
     )
 });
+
+/// The writes of one kind in a batch that go together in one statement:
+/// the first for each key (a sweep's user, a rotation's session); the
+/// others each run alone after it.
+struct Together {
+    /// Where in the batch those that go together are.
+    at: Vec<usize>,
+    alone: usize,
+}
+
+impl Together {
+    fn of(writes: &[Write], key: impl Fn(&Write) -> Option<Uuid>) -> Together {
+        let mut keys = Vec::new();
+        let mut together = Together { at: Vec::new(), alone: 0 };
+        for (at, write) in writes.iter().enumerate() {
+            let Some(key) = key(write) else { continue };
+            if keys.contains(&key) {
+                together.alone += 1;
+            } else {
+                keys.push(key);
+                together.at.push(at);
+            }
+        }
+        together
+    }
+
+    /// Round trips: one for those together, one for each alone.
+    fn statements(&self) -> usize {
+        usize::from(!self.at.is_empty()) + self.alone
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -2,7 +2,8 @@
 //! `timestamptz` columns, `FOR UPDATE SKIP LOCKED` batches and an advisory lock
 //! so that only one instance purges at a time. This file: connecting,
 //! migrating, accounts and sessions; `revoke.rs`: the revoking writes,
-//! `batch.rs`: a batch of them (group commit);
+//! `batch.rs`: a batch of them (group commit), `sweep.rs` and `rotate.rs`:
+//! its sweeps and its refresh rotations;
 //! `purge.rs`: the purge; `credentials.rs`: signing keys and clients;
 //! `feed.rs`: the revocation feed's reads.
 
@@ -23,6 +24,8 @@ pub(super) mod credentials;
 pub(super) mod feed;
 mod purge;
 mod revoke;
+mod rotate;
+mod sweep;
 pub(super) use batch::write_batch;
 pub(super) use credentials::{add_client, credentials, remove_client};
 pub(super) use purge::purge_expired;

@@ -8,11 +8,10 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPool;
-use sqlx::{FromRow, PgConnection, Row};
+use sqlx::PgConnection;
 
-use crate::db::model::{Listed, SessionSweep};
-use crate::db::writer::Written;
-use crate::db::{DbError, Reason, Rotation, SessionId, TokenId, UserId};
+use crate::db::model::Listed;
+use crate::db::{DbError, Reason, SessionId, TokenId, UserId};
 
 /// `column` (a timestamptz) as the unix millisecond from which a token
 /// expiring then is expired, rounded up, computed by Postgres for any value
@@ -52,50 +51,6 @@ pub(super) fn listed((jti, until_ms, reason, _): ListedRow) -> Option<Listed> {
     Some(Listed { id: jti?, until_ms: until_ms?, reason: reason? })
 }
 
-/// Refresh, in one statement: swap the session's refresh token if the
-/// presented one is current (a compare-and-set: concurrent rotations queue on
-/// the row lock and re-check after the winner commits, so one matches);
-/// otherwise end the session and list it. A rotation lists nothing: the
-/// session row's new `refresh_jti` is what refuses the used-up token.
-static ROTATE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH rotated AS (
-             UPDATE sessions SET refresh_jti = $3, expires_at = $4, refreshed_at = $6
-             WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN ($1, $2))
-             RETURNING id),
-         ended AS (
-             UPDATE sessions SET revoked_at = COALESCE(revoked_at, $6), refresh_jti = NULL
-             WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM rotated)
-             RETURNING expires_at),
-         wanted (jti, expires_at, reason) AS (
-             SELECT $1::uuid, GREATEST((SELECT expires_at FROM ended), $5::timestamptz), 'refresh_reuse'
-             WHERE NOT EXISTS (SELECT 1 FROM rotated)),
-         listed AS ({})
-         SELECT EXISTS (SELECT 1 FROM rotated), l.* FROM (SELECT 1) AS one LEFT JOIN listed AS l ON true",
-        list_wanted("$7", "$6", "r.revoked_at = $6")
-    )
-});
-
-/// Whether the session rotated, then a [`ListedRow`].
-type RotatedRow = (bool, Option<uuid::Uuid>, Option<i64>, Option<String>, Option<bool>);
-
-pub(super) async fn rotate_refresh(conn: &mut PgConnection, rotation: &Rotation) -> Result<Written, DbError> {
-    let rows: Vec<RotatedRow> = sqlx::query_as(ROTATE.as_str())
-        .bind(rotation.sid)
-        .bind(rotation.presented_jti)
-        .bind(rotation.next_jti)
-        .bind(rotation.next_expires_at)
-        .bind(rotation.presented_expires_at)
-        .bind(rotation.now)
-        .bind(rotation.user_id)
-        .fetch_all(conn)
-        .await?;
-    let rotated = rows.first().is_some_and(|row| row.0);
-    let listed = rows.into_iter().filter_map(|(_, a, b, c, d)| listed((a, b, c, d))).collect();
-    Ok(Written { listed, rotated, ..Written::default() })
-}
-
 /// Ends live session `$2` of user `$1` (a DBA's revocation counts as
 /// ended), if `$3` is null or its current refresh token, and lists it: one
 /// statement.
@@ -130,76 +85,6 @@ pub(super) async fn end_session(
         .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().filter_map(listed).collect())
-}
-
-/// A session sweep (logout-all, scope=others, password change) in one round
-/// trip: lock the user's row, count the sweep in its `session_generation`
-/// (which refuses the sessions of logins still checking the password: see
-/// [`insert_session`]) and change the password if asked, then end every
-/// live session of the user but the one kept, and list them all. Several
-/// statements in one simple query, which Postgres runs as one transaction with
-/// a snapshot per statement: the lock waits for any login whose session insert
-/// (holding a key-share lock on the user row until it commits) is in flight,
-/// and only the statements after the wait see that session. A login that comes
-/// after waits for this commit instead, and signs its tokens only once its own
-/// session row has committed. The simple protocol takes no parameters, so the
-/// values are inlined as quoted literals.
-fn sweep_sql(sweep: &SessionSweep, now: DateTime<Utc>, cutoff: DateTime<Utc>) -> String {
-    let timestamp = |time: DateTime<Utc>| {
-        format!("'{}'::timestamptz", time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-    };
-    let user = format!("'{}'::uuid", sweep.user_id);
-    let (now, cutoff) = (timestamp(now), timestamp(cutoff));
-    let password = match &sweep.new_password_hash {
-        Some(hash) => format!(", password_hash = {}", literal(hash)),
-        None => String::new(),
-    };
-    let keep = sweep.keep.map(|sid| format!("AND id <> '{sid}'::uuid")).unwrap_or_default();
-    format!(
-        "SELECT 1 FROM users WHERE id = {user} FOR UPDATE;
-         UPDATE users SET session_generation = session_generation + 1 {password} WHERE id = {user};
-         WITH ended AS (
-             UPDATE sessions SET revoked_at = {now}, refresh_jti = NULL
-             WHERE user_id = {user} AND revoked_at IS NULL AND expires_at > {cutoff} {keep}
-             RETURNING id, expires_at),
-         wanted (jti, expires_at, reason) AS (SELECT id, expires_at, {} FROM ended)
-         {}",
-        literal(sweep.reason.as_str()),
-        list_wanted(&user, &now, &format!("r.revoked_at = {now}"))
-    )
-}
-
-/// A string as a Postgres literal (standard_conforming_strings, the default
-/// since 9.1: only the quote itself is doubled).
-fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
-pub(super) async fn sweep_sessions(
-    conn: &mut PgConnection,
-    sweep: &SessionSweep,
-    now: DateTime<Utc>,
-    cutoff: DateTime<Utc>,
-) -> Result<Written, DbError> {
-    let sql = sweep_sql(sweep, now, cutoff);
-    // Several statements, so the simple protocol (no arguments).
-    let rows = sqlx::Executor::fetch_all(conn, sql.as_str()).await?;
-    let mut listed_rows = Vec::with_capacity(rows.len());
-    // The lock's one-column row first, then the listed rows.
-    for row in rows.iter().filter(|row| row.len() == 4) {
-        listed_rows.push(ListedRow::from_row(row)?);
-    }
-    // A session a DBA had already revoked by hand was not live.
-    let now_ms = now.timestamp_millis();
-    let live = listed_rows
-        .iter()
-        .filter(|row| row.3 == Some(true) && row.1.is_some_and(|until| until > now_ms))
-        .count();
-    Ok(Written {
-        live: live as u64,
-        listed: listed_rows.into_iter().filter_map(listed).collect(),
-        rotated: false,
-    })
 }
 
 pub(in crate::db) async fn is_revoked(
