@@ -7,6 +7,8 @@
 #   bench/run.sh SECONDS protected             only start-up and GET /protected
 #   bench/run.sh SECONDS signatures            only the per-algorithm section
 #   bench/run.sh SECONDS feed                  only the signatures and feed sections
+#   bench/run.sh SECONDS writes                only the pinned write section (1M rows)
+#   bench/run.sh SECONDS ceiling               only /protected against rocket_limit, and a 1M bulk revocation
 #
 # Needs Postgres on 127.0.0.1:5432 (BENCH_ADMIN_URL to change) and wrk
 # (installed from Debian if missing). Results go to stdout and to
@@ -125,6 +127,19 @@ psql "$URL" -qc "INSERT INTO revoked_tokens (jti, expires_at, reason)
 say "prefill: 1,000,000 live rows of other tokens in revoked_tokens in $(ms_since "$t") ms"
 # So that autovacuum does not pick the tables up during a measured run.
 psql "$URL" -qc "VACUUM ANALYZE revoked_tokens, revocation_events"
+if [ "$ONLY" = ceiling ]; then
+    source bench/ceiling.sh
+    source bench/bulk.sh
+    say ""
+    say "results saved to $OUT"
+    exit 0
+fi
+if [ "$ONLY" = writes ]; then
+    source bench/writes.sh
+    say ""
+    say "results saved to $OUT"
+    exit 0
+fi
 
 say ""
 say "## start-up with 1M live revoked rows"
@@ -204,6 +219,8 @@ stop "$B"
 stop "$A"
 source bench/writes.sh
 source bench/fleet.sh
+source bench/ceiling.sh
+source bench/bulk.sh
 start a with-check 18101
 A=$PID
 wait_live 18101

@@ -13,6 +13,20 @@ P=$PID
 wait_live 18104
 WRK_PIN=1
 
+# writer_batches PORT: the writer's batches and writes so far, from /health.
+writer_batches() {
+    curl -sf "http://127.0.0.1:$1/health" |
+        python3 -c 'import json,sys; w = json.load(sys.stdin)["writes"]; print(w["batches"], w["writes"], w["largest_batch"])'
+}
+# batch_line BEFORE AFTER: the mean and largest batch between two readings.
+batch_line() {
+    read -r b0 w0 _ <<<"$1"
+    read -r b1 w1 largest <<<"$2"
+    awk -v b="$((b1 - b0))" -v w="$((w1 - w0))" -v l="$largest" \
+        'BEGIN { printf "  group commit: %d writes in %d batches, %.1f per batch (largest so far %d)\n", w, b, (b ? w / b : 0), l }' |
+        tee -a "$OUT"
+}
+
 psql "$URL" -qc "CREATE TABLE bench_one_row (id uuid PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"
 echo "INSERT INTO bench_one_row (id) VALUES (gen_random_uuid());" >"$WORK/one-row.sql"
 taskset -c 1 pgbench -n -c 64 -j 1 -T "$DURATION" -f "$WORK/one-row.sql" "$URL" >"$WORK/pgbench.txt" 2>&1
@@ -25,31 +39,29 @@ fraction() {
 }
 
 python3 bench/tokens.py "$SECRET" "$USER_ID" 400000 >"$WORK/pinned-logout.txt"
+before=$(writer_batches 18104)
 wrk_run "POST /auth/logout, 64 connections" -t1 -c64 -d"${DURATION}s" -s bench/logout.lua \
     http://127.0.0.1:18104 -- "$WORK/pinned-logout.txt" 1
 fraction "logout/s"
+batch_line "$before" "$(writer_batches 18104)"
 psql "$URL" -Atc "SELECT jti FROM revoked_tokens WHERE reason = 'logout'" >"$WORK/revoked-jtis.txt"
 # Each logout lists the token and its session: two rows, one of them its jti.
 python3 bench/verify_revoked.py 18104 "$WORK/pinned-logout.txt" "$WORK/revoked-jtis.txt" "$(cat "$WORK/ok")" |
     tee -a "$OUT"
 
-# What the event log and its wake-up cost a logout (an experiment on the
-# bench database only: followers see nothing meanwhile). Postgres takes one
-# cluster-wide lock from a notifying transaction's commit until it is
-# durable, so notifying commits cannot share a WAL flush.
-psql "$URL" -qc "CREATE OR REPLACE FUNCTION bench_log_only() RETURNS trigger LANGUAGE plpgsql AS \$\$
-                 BEGIN INSERT INTO revocation_events (jti) VALUES (NEW.jti); RETURN NULL; END \$\$;
-                 ALTER TABLE revoked_tokens DISABLE TRIGGER revoked_tokens_log_insert;
-                 CREATE TRIGGER bench_log_only AFTER INSERT ON revoked_tokens
-                     FOR EACH ROW EXECUTE FUNCTION bench_log_only()"
-python3 bench/tokens.py "$SECRET" "$USER_ID" 400000 >"$WORK/pinned-logout-2.txt"
-wrk_run "  same, event log but no NOTIFY (experiment)" -t1 -c64 -d"${DURATION}s" -s bench/logout.lua \
-    http://127.0.0.1:18104 -- "$WORK/pinned-logout-2.txt" 1
-psql "$URL" -qc "DROP TRIGGER bench_log_only ON revoked_tokens"
-python3 bench/tokens.py "$SECRET" "$USER_ID" 400000 >"$WORK/pinned-logout-3.txt"
-wrk_run "  same, no trigger at all (experiment)" -t1 -c64 -d"${DURATION}s" -s bench/logout.lua \
-    http://127.0.0.1:18104 -- "$WORK/pinned-logout-3.txt" 1
-psql "$URL" -qc "ALTER TABLE revoked_tokens ENABLE TRIGGER revoked_tokens_log_insert"
+# A lone logout on an idle service (one connection, one request at a time):
+# group commit must add nothing to it.
+python3 bench/tokens.py "$SECRET" "$USER_ID" 100000 >"$WORK/lone-logout.txt"
+wrk_run "POST /auth/logout, 1 connection (idle latency)" -t1 -c1 -d"${DURATION}s" -s bench/logout.lua \
+    http://127.0.0.1:18104 -- "$WORK/lone-logout.txt" 1
+
+# RFC 7009: each request revokes a distinct access token.
+python3 bench/tokens.py "$SECRET" "$USER_ID" 400000 >"$WORK/revoke-tokens.txt"
+before=$(writer_batches 18104)
+wrk_run "POST /auth/revoke (RFC 7009), 64 connections" -t1 -c64 -d"${DURATION}s" -s bench/revoke.lua \
+    http://127.0.0.1:18104 -- "$WORK/revoke-tokens.txt" 1
+fraction "revoke/s"
+batch_line "$before" "$(writer_batches 18104)"
 
 # Logout-all: users and sessions made in SQL (registering them through the
 # API would cost an argon2 hash each), one token per session.
@@ -63,9 +75,11 @@ psql "$URL" -qc "VACUUM ANALYZE users, sessions"
 psql "$URL" -Atc "SELECT s.user_id || ' ' || s.id FROM sessions s JOIN users u ON u.id = s.user_id
                   WHERE u.username LIKE 'bulk%'" >"$WORK/pairs.txt"
 python3 bench/tokens.py "$SECRET" --pairs "$WORK/pairs.txt" >"$WORK/logout-all.txt"
+before=$(writer_batches 18104)
 wrk_run "POST /auth/logout-all, 64 connections" -t1 -c64 -d"${DURATION}s" -s bench/logout.lua \
     http://127.0.0.1:18104 -- "$WORK/logout-all.txt" 1 /auth/logout-all
 fraction "logout-all/s"
+batch_line "$before" "$(writer_batches 18104)"
 
 # Refresh: 128 real sessions (logins through the API), rotated in turn.
 for _ in $(seq 1 128); do
@@ -73,9 +87,11 @@ for _ in $(seq 1 128); do
         -d '{"username":"benchuser","password":"bench password 123"}' |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
 done >"$WORK/refresh-tokens.txt"
+before=$(writer_batches 18104)
 wrk_run "POST /auth/refresh, 64 connections" -t1 -c64 -d"${DURATION}s" -s bench/refresh.lua \
     http://127.0.0.1:18104 -- "$WORK/refresh-tokens.txt" 1
 fraction "refresh/s"
+batch_line "$before" "$(writer_batches 18104)"
 
 # Login: its database part (the user lookup and the session insert, the two
 # statements a login runs), by pgbench; the argon2 part is measured above.

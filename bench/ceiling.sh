@@ -1,0 +1,62 @@
+# Sourced by bench/run.sh: what GET /protected carries beyond verifying the
+# JWT, as CPU per request against the ceiling: ../shared/peers/rocket_limit,
+# a Rocket server that verifies the same HS256 token and checks nothing
+# (built with its own release profile, codegen-units = 4). Each server and
+# Postgres on core 0, wrk (64 connections) on core 1; the server's CPU time
+# (utime + stime from /proc) divided by the requests it answered. Rounds
+# alternate, so drift on this shared machine hits both alike. 1M live rows
+# are in revoked_tokens.
+
+say ""
+say "## GET /protected, CPU per request against the ceiling (rocket_limit), pinned"
+LIMIT_DIR=../shared/peers/rocket_limit
+(cd "$LIMIT_DIR" && cargo build --release --quiet)
+pin_postgres 0
+WRK_PIN=1
+CEILING_TOKEN=$(python3 bench/tokens.py "$SECRET" "$USER_ID" 1)
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_round LABEL PID PORT: a 3 s warm-up, then DURATION seconds measured;
+# sets US to the server's CPU microseconds per answered request.
+cpu_round() {
+    local label=$1 pid=$2 port=$3 t0 t1 answered
+    taskset -c 1 wrk -t1 -c64 -d3s -H "Authorization: Bearer $CEILING_TOKEN" "http://127.0.0.1:$port/protected" >/dev/null
+    t0=$(cpu_ticks "$pid")
+    taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" -H "Authorization: Bearer $CEILING_TOKEN" \
+        "http://127.0.0.1:$port/protected" >"$WORK/wrk.txt"
+    t1=$(cpu_ticks "$pid")
+    answered=$(awk '/ requests in / { print $1 }' "$WORK/wrk.txt")
+    US=$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$answered" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    say "$(printf '%-52s req/s=%-8s cpu/request=%s us' "$label" \
+        "$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.txt")" "$US")"
+}
+for round in 1 2; do
+    taskset -c 0 env ROCKET_PORT=18110 ROCKET_JWT_SECRET="$SECRET" ROCKET_LOG_LEVEL=critical \
+        "$LIMIT_DIR/target/release/rocket_limit" >"$WORK/limit.log" 2>&1 &
+    L=$!
+    PIDS+=("$L")
+    until curl -s -o /dev/null http://127.0.0.1:18110/protected; do sleep 0.02; done
+    cpu_round "ceiling: rocket_limit, round $round" "$L" 18110
+    CEILING=$US
+    stop "$L"
+
+    PIN=0 start quiet with-check 18111
+    Q=$PID
+    wait_live 18111
+    cpu_round "ours, check + metrics, request lines off, round $round" "$Q" 18111
+    QUIET=$US
+    stop "$Q"
+
+    PIN=0 start lines with-check 18112 ROCKET_LOG_LEVEL=normal ROCKET_LOG_FORMAT=json
+    N=$PID
+    wait_live 18112
+    cpu_round "ours, request lines on (normal, JSON, to a file), round $round" "$N" 18112
+    LINES=$US
+    stop "$N"
+    PIN=""
+    awk -v c="$CEILING" -v q="$QUIET" -v l="$LINES" 'BEGIN {
+        printf "  round: ceiling/ours = %.3f (goal >= 0.95); a request line costs %.2f us\n", c / q, l - q }' |
+        tee -a "$OUT"
+done
+WRK_PIN=""
+pin_postgres "0-$(($(nproc) - 1))"
