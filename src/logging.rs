@@ -65,9 +65,14 @@ pub fn init(figment: &Figment) {
     };
     let colours = std::io::IsTerminal::is_terminal(&std::io::stdout());
     // Rocket's server logs each request with all its headers at debug level
-    // (Authorization and Cookie included): never below info for it.
-    let targets =
-        Targets::new().with_default(level).with_target("rocket::server", level.min(LevelFilter::INFO));
+    // (Authorization and Cookie included): never below info for it. At
+    // normal it writes four lines of its own per request (the request, the
+    // route matched, the outcome, "Response succeeded"): this service writes
+    // one line per request itself (request_log.rs), so Rocket's are kept
+    // only at debug; its warnings pass at every level (within their quota).
+    let rocket_server =
+        if level >= LevelFilter::DEBUG { LevelFilter::INFO } else { level.min(LevelFilter::WARN) };
+    let targets = Targets::new().with_default(level).with_target("rocket::server", rocket_server);
     // It counts, so it is asked per line where it may apply: Rocket's lines
     // (bridged from `log`, whose call sites all have the target "log"); our
     // own call sites, the request log's included, keep their cached answer.
@@ -82,7 +87,9 @@ pub fn init(figment: &Figment) {
         .lossy(true)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("log-writer")
-        .finish(std::io::stdout());
+        // Buffered: the writer thread writes what has come in one system
+        // call, and flushes whenever it has nothing more to write.
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
     let dropped = writer.error_counter();
     let layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours).with_writer(writer);
     let installed = match format {
@@ -95,6 +102,17 @@ pub fn init(figment: &Figment) {
         tracing::debug!("a log subscriber was already installed");
         return;
     }
+    // The `log` bridge was installed at the most verbose level (the filter
+    // gives no hint): say the configured one, so a `log` record the filter
+    // would drop (Rocket writes several per request) is never even built.
+    log::set_max_level(match level {
+        LevelFilter::OFF => log::LevelFilter::Off,
+        LevelFilter::ERROR => log::LevelFilter::Error,
+        LevelFilter::WARN => log::LevelFilter::Warn,
+        LevelFilter::INFO => log::LevelFilter::Info,
+        LevelFilter::DEBUG => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
     let _ = DROPPED.set(dropped);
     *WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(guard);
 }

@@ -72,6 +72,8 @@ struct RevocationCache {
     staleness_ms: u64,
     max_staleness_ms: u64,
     over_capacity: bool,
+    /// Loads from the database since start (1 once live; each reload adds one).
+    loads: u64,
 }
 
 #[utoipa::path(
@@ -95,6 +97,7 @@ async fn health(store: &State<Store>) -> (Status, Json<Health>) {
                 staleness_ms: cache.staleness_ms,
                 max_staleness_ms: MAX_STALENESS.as_millis() as u64,
                 over_capacity: cache.overflowed,
+                loads: cache.loads,
             };
             let writer = store.writer_status();
             let writes = Writes {
