@@ -7,7 +7,9 @@
 
 say ""
 say "## bulk revocation of 1,000,000 rows by SQL (memory must take it in without a stall)"
-start bulk with-check 18105
+# Room for the prefill and both bulks (3M): past its capacity an instance
+# answers from the database, which is not what this section measures.
+start bulk with-check 18105 ROCKET_REVOCATION_CACHE_CAPACITY=4000000
 BULK=$PID
 wait_live 18105
 BULK_TOKEN=$(python3 bench/tokens.py "$SECRET" "$USER_ID" 1)
@@ -22,7 +24,9 @@ sid_of() { python3 -c 'import base64,json,sys; p=sys.argv[1].split(".")[1]; prin
 
 # Unloaded.
 loads=$(health_field loads)
+t=$(date +%s%N)
 bulk_insert "$(sid_of "$BULK_TOKEN")"
+say "unloaded: the INSERT of 1M rows took $(ms_since "$t") ms"
 committed=$(date +%s%N)
 until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BULK_TOKEN" http://127.0.0.1:18105/protected)" = 401 ]; do
     sleep 0.005

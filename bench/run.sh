@@ -9,6 +9,8 @@
 #   bench/run.sh SECONDS feed                  only the signatures and feed sections
 #   bench/run.sh SECONDS writes                only the pinned write section (1M rows)
 #   bench/run.sh SECONDS ceiling               only /protected against rocket_limit, and a 1M bulk revocation
+#   bench/run.sh SECONDS bulk                  only the 1M bulk revocation
+#   bench/run.sh SECONDS fleet                 only the fleet on one database (1, 4, 16 instances)
 #
 # Needs Postgres on 127.0.0.1:5432 (BENCH_ADMIN_URL to change) and wrk
 # (installed from Debian if missing). Results go to stdout and to
@@ -127,6 +129,18 @@ psql "$URL" -qc "INSERT INTO revoked_tokens (jti, expires_at, reason)
 say "prefill: 1,000,000 live rows of other tokens in revoked_tokens in $(ms_since "$t") ms"
 # So that autovacuum does not pick the tables up during a measured run.
 psql "$URL" -qc "VACUUM ANALYZE revoked_tokens, revocation_events"
+if [ "$ONLY" = bulk ]; then
+    source bench/bulk.sh
+    say ""
+    say "results saved to $OUT"
+    exit 0
+fi
+if [ "$ONLY" = fleet ]; then
+    source bench/fleet.sh
+    say ""
+    say "results saved to $OUT"
+    exit 0
+fi
 if [ "$ONLY" = ceiling ]; then
     source bench/ceiling.sh
     source bench/bulk.sh
