@@ -7,7 +7,7 @@
 //! Transaction ids are not committed in order, so the cursor is a snapshot,
 //! as in PgQ: a poll reads the events whose transaction is visible in the
 //! statement's own snapshot and was not in the previous one, each with the
-//! state its row was left in (migration 12). Nothing committed is ever
+//! state its row was left in (migration 11). Nothing committed is ever
 //! skipped, and a long transaction delays nothing but itself.
 //!
 //! The follower's two connections (one held by LISTEN, one for the load and
@@ -34,9 +34,9 @@ const CHANNEL: &str = "revoked_tokens";
 /// The changes since snapshot `$1`, and whether the purge has pruned events
 /// this cursor may still need (a follower frozen for minutes): one row per
 /// event, with its `seq`, applied in that order. An event carries the state
-/// its row was left in (migration 12): no de-duplication and no lookup per
+/// its row was left in (migration 11): no de-duplication and no lookup per
 /// id, so a DBA's bulk revocation of a million rows is one index range scan.
-/// Only events written before migration 12 (no state, not a departure) have
+/// Only events written before migration 11 (no state, not a departure) have
 /// their row looked up (LATERAL, gated on that, so no other event pays for
 /// it). Expiry is read as [`until_ms`], computed by Postgres, whatever a DBA
 /// stored.
@@ -130,7 +130,7 @@ impl Source {
         let mut rows: Vec<PollRow> =
             sqlx::query_as(POLL.as_str()).bind(&self.snapshot).fetch_all(&self.pool).await?;
         // In the order the events were written: for one id, that is the
-        // order its row's changes committed in (migration 12).
+        // order its row's changes committed in (migration 11).
         rows.sort_unstable_by_key(|row| row.3);
         let mut changes = Vec::with_capacity(rows.len());
         let mut credentials = None;
