@@ -95,6 +95,7 @@ struct Job {
 }
 
 /// The writer's counters ([`WriterStatus`]) and the tests' hold.
+#[derive(Default)]
 struct State {
     queued: AtomicUsize,
     in_flight: AtomicUsize,
@@ -131,17 +132,7 @@ impl Writer {
     /// holding this writer is dropped.
     pub(super) fn start(backend: Backend, timeout: Duration) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let state = Arc::new(State {
-            queued: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            batches: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
-            last_batch: AtomicUsize::new(0),
-            largest_batch: AtomicUsize::new(0),
-            retried_alone: AtomicU64::new(0),
-            #[cfg(feature = "test-hooks")]
-            held: rocket::tokio::sync::watch::Sender::new(false),
-        });
+        let state = Arc::new(State::default());
         rocket::tokio::spawn(run(backend, timeout, queue, state.clone()));
         Writer { jobs, state }
     }
