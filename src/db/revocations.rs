@@ -20,17 +20,20 @@ impl Store {
         Ok(self.write(Write::Rotate(rotation.clone())).await?.rotation())
     }
 
-    /// Revokes one token and its whole session in one transaction. The
-    /// session row is kept until the session's newest refresh token would
-    /// expire (`session_fallback_expiry` if the session row is gone).
-    pub async fn revoke_token_and_session(
+    /// Logs out the access token of `user_id` that expires at
+    /// `token_expires_at`, by revoking its session `sid`: one row, the
+    /// session's, kept until the later of the session's newest refresh
+    /// token's expiry and the token's own. That row refuses the token, and
+    /// every other token of the session, as long as any of them could be
+    /// presented, so the token gets no row of its own (nor a place in
+    /// memory, nor an entry in the feed).
+    pub async fn log_out(
         &self,
         sid: SessionId,
-        token: &Revocation,
-        session_fallback_expiry: DateTime<Utc>,
+        user_id: UserId,
+        token_expires_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let (token, fallback) = (token.clone(), session_fallback_expiry);
-        self.write(Write::Logout { sid, token, fallback, now: Utc::now() }).await?;
+        self.write(Write::Logout { sid, user_id, token_expires_at, now: Utc::now() }).await?;
         Ok(())
     }
 

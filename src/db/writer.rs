@@ -36,9 +36,11 @@ const QUEUE: usize = 4096;
 /// One revoking write, with the instant it was asked for.
 #[derive(Debug, Clone)]
 pub(super) enum Write {
-    /// Logout: one token and its whole session (kept listed until the
-    /// session's newest refresh token expires, `fallback` if its row is gone).
-    Logout { sid: SessionId, token: Revocation, fallback: DateTime<Utc>, now: DateTime<Utc> },
+    /// Logout: the presented token's whole session, listed until the later
+    /// of its newest refresh token's expiry and the token's own
+    /// (`token_expires_at`, all there is if the session's row is gone). The
+    /// token needs no row of its own: its session's refuses it for as long.
+    Logout { sid: SessionId, user_id: UserId, token_expires_at: DateTime<Utc>, now: DateTime<Utc> },
     /// One token, unless it or its session is listed already.
     Token { sid: Option<SessionId>, token: Revocation, now: DateTime<Utc> },
     /// One live session of the user's (given `refresh_jti`, only if that is

@@ -16,7 +16,7 @@ use crate::auth::guard::{AccessToken, Via};
 use crate::auth::jwt::{Claims, TokenType};
 use crate::auth::{cookies, Auth};
 use crate::config::AppConfig;
-use crate::db::{Presented, Reason, Revocation, SessionId, SessionSweep, Store};
+use crate::db::{Presented, Reason, SessionId, SessionSweep, Store};
 use crate::error::ApiError;
 
 pub fn routes() -> Vec<Route> {
@@ -95,13 +95,7 @@ async fn logout(
 async fn logout_scoped(scope: Scope, claims: &Claims, store: &Store) -> Result<Json<LoggedOut>, ApiError> {
     match scope {
         Scope::Local => {
-            let revocation = Revocation {
-                jti: claims.jti,
-                expires_at: claims.expires_at,
-                user_id: Some(claims.user_id),
-                reason: Reason::Logout,
-            };
-            store.revoke_token_and_session(claims.sid, &revocation, claims.expires_at).await?;
+            store.log_out(claims.sid, claims.user_id, claims.expires_at).await?;
             Ok(Json(LoggedOut::new(LOGGED_OUT, None)))
         }
         Scope::Others => {

@@ -21,11 +21,11 @@ use super::rotate::rotate_refresh;
 use super::sweep::sweep_sessions;
 use crate::db::model::Listed;
 use crate::db::writer::{Write, Written};
-use crate::db::DbError;
+use crate::db::{DbError, Reason};
 
 pub(in crate::db) async fn write_batch(pool: &PgPool, writes: &[Write]) -> Result<Vec<Written>, DbError> {
-    let logouts = Columns::of(writes, Kind::Logout);
-    let tokens = Columns::of(writes, Kind::Token);
+    let logouts = Logouts::of(writes);
+    let tokens = Tokens::of(writes);
     let sweeps = Together::of(writes, |write| match write {
         Write::Sweep { sweep, .. } => Some(sweep.user_id.0),
         _ => None,
@@ -54,13 +54,13 @@ pub(in crate::db) async fn write_batch(pool: &PgPool, writes: &[Write]) -> Resul
 async fn write_all(
     conn: &mut PgConnection,
     writes: &[Write],
-    logouts: Columns,
-    tokens: Columns,
+    logouts: Logouts,
+    tokens: Tokens,
     sweeps: Together,
     rotations: Together,
 ) -> Result<Vec<Written>, DbError> {
-    let mut logged_out = logouts.run(conn, LOG_OUT.as_str()).await?.into_iter();
-    let mut revoked = tokens.run(conn, LIST_UNLESS_LISTED.as_str()).await?.into_iter();
+    let mut logged_out = logouts.run(conn).await?.into_iter();
+    let mut revoked = tokens.run(conn).await?.into_iter();
     let together: Vec<_> = sweeps
         .at
         .iter()
@@ -98,29 +98,27 @@ async fn write_all(
     Ok(written)
 }
 
-/// The logouts of a batch: end every session named (each kept listed until
-/// its newest refresh token would expire, or its `fallback` if its row is
-/// gone) and list every token, each row with its own user, reason and
-/// instant. A session or token named twice (two logouts of one session in
-/// one batch) is listed once, with the later expiry: one statement may not
+/// The logouts of a batch: end every session named and list it, each row
+/// with its own user and instant, kept until the later of the session's
+/// newest refresh token's expiry and the logged-out token's (all there is
+/// if the session's row is gone). The tokens get no rows: their sessions'
+/// refuse them. A session named twice (two logouts of one session in one
+/// batch) is listed once, with the later expiry: one statement may not
 /// change a row twice.
 static LOG_OUT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH batch (sid, jti, token_expires_at, user_id, reason, fallback, now) AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[],
-                                  $6::timestamptz[], $7::timestamptz[])),
+        "WITH batch (sid, token_expires_at, user_id, now) AS (
+             SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::timestamptz[])),
          ended AS (
              UPDATE sessions s SET revoked_at = COALESCE(s.revoked_at, b.now), refresh_jti = NULL
              FROM (SELECT DISTINCT ON (sid) sid, now FROM batch ORDER BY sid, now) AS b
              WHERE s.id = b.sid RETURNING s.id, s.expires_at),
          wanted (jti, expires_at, reason, user_id, now) AS (
-             SELECT DISTINCT ON (jti) * FROM (
-                 SELECT jti, token_expires_at, reason, user_id, now FROM batch
-                 UNION ALL
-                 SELECT b.sid, GREATEST(e.expires_at, b.fallback), b.reason, b.user_id, b.now
-                 FROM batch b LEFT JOIN ended e ON e.id = b.sid) AS w (jti, expires_at, reason, user_id, now)
-             ORDER BY jti, expires_at DESC)
+             SELECT DISTINCT ON (b.sid) b.sid, GREATEST(e.expires_at, b.token_expires_at), '{}', b.user_id, b.now
+             FROM batch b LEFT JOIN ended e ON e.id = b.sid
+             ORDER BY b.sid, 2 DESC)
          {}",
+        Reason::Logout.as_str(),
         list_wanted("w.user_id", "w.now", "NULL::boolean")
     )
 });
@@ -130,9 +128,9 @@ static LOG_OUT: LazyLock<String> = LazyLock::new(|| {
 /// twice is listed once.
 static LIST_UNLESS_LISTED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH batch (sid, jti, token_expires_at, user_id, reason, fallback, now) AS (
+        "WITH batch (sid, jti, token_expires_at, user_id, reason, now) AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[],
-                                  $6::timestamptz[], $7::timestamptz[])),
+                                  $6::timestamptz[])),
          wanted (jti, expires_at, reason, user_id, now) AS (
              SELECT DISTINCT ON (b.jti) b.jti, b.token_expires_at, b.reason, b.user_id, b.now FROM batch b
              WHERE NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = b.jti OR r.jti = b.sid)
@@ -173,43 +171,78 @@ impl Together {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Logout,
-    Token,
+/// The logouts of a batch, as [`LOG_OUT`]'s parameters: one array per
+/// column, in the batch's order.
+#[derive(Default)]
+struct Logouts {
+    sid: Vec<Uuid>,
+    token_expires_at: Vec<DateTime<Utc>>,
+    user_id: Vec<Uuid>,
+    now: Vec<DateTime<Utc>>,
 }
 
-/// The writes of one kind in a batch, as a statement's parameters: one
-/// array per column, in the batch's order.
+impl Logouts {
+    fn of(writes: &[Write]) -> Logouts {
+        let mut columns = Logouts::default();
+        for write in writes {
+            if let Write::Logout { sid, user_id, token_expires_at, now } = write {
+                columns.sid.push(sid.0);
+                columns.token_expires_at.push(*token_expires_at);
+                columns.user_id.push(user_id.0);
+                columns.now.push(*now);
+            }
+        }
+        columns
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sid.is_empty()
+    }
+
+    /// Runs [`LOG_OUT`] (nothing if there are no logouts); returns what
+    /// each listed: its session's row.
+    async fn run(self, conn: &mut PgConnection) -> Result<Vec<Written>, DbError> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sids = self.sid.clone();
+        let rows: Vec<ListedRow> = sqlx::query_as(LOG_OUT.as_str())
+            .bind(self.sid)
+            .bind(self.token_expires_at)
+            .bind(self.user_id)
+            .bind(self.now)
+            .fetch_all(conn)
+            .await?;
+        let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
+        let own = |sid: Uuid| listed.iter().filter(move |row| row.id == sid).cloned().collect();
+        Ok(sids.into_iter().map(|sid| Written::listed(own(sid))).collect())
+    }
+}
+
+/// The RFC 7009 revocations of a batch, as [`LIST_UNLESS_LISTED`]'s
+/// parameters: one array per column, in the batch's order.
 #[derive(Default)]
-struct Columns {
+struct Tokens {
     sid: Vec<Option<Uuid>>,
     jti: Vec<Uuid>,
     token_expires_at: Vec<DateTime<Utc>>,
     user_id: Vec<Option<Uuid>>,
     reason: Vec<&'static str>,
-    fallback: Vec<Option<DateTime<Utc>>>,
     now: Vec<DateTime<Utc>>,
 }
 
-impl Columns {
-    fn of(writes: &[Write], kind: Kind) -> Columns {
-        let mut columns = Columns::default();
+impl Tokens {
+    fn of(writes: &[Write]) -> Tokens {
+        let mut columns = Tokens::default();
         for write in writes {
-            let (sid, token, fallback, now) = match (write, kind) {
-                (Write::Logout { sid, token, fallback, now }, Kind::Logout) => {
-                    (Some(sid.0), token, Some(*fallback), now)
-                }
-                (Write::Token { sid, token, now }, Kind::Token) => (sid.map(|sid| sid.0), token, None, now),
-                _ => continue,
-            };
-            columns.sid.push(sid);
-            columns.jti.push(token.jti.0);
-            columns.token_expires_at.push(token.expires_at);
-            columns.user_id.push(token.user_id.map(|id| id.0));
-            columns.reason.push(token.reason.as_str());
-            columns.fallback.push(fallback);
-            columns.now.push(*now);
+            if let Write::Token { sid, token, now } = write {
+                columns.sid.push(sid.map(|sid| sid.0));
+                columns.jti.push(token.jti.0);
+                columns.token_expires_at.push(token.expires_at);
+                columns.user_id.push(token.user_id.map(|id| id.0));
+                columns.reason.push(token.reason.as_str());
+                columns.now.push(*now);
+            }
         }
         columns
     }
@@ -218,29 +251,24 @@ impl Columns {
         self.jti.is_empty()
     }
 
-    /// Runs `statement` with these columns (nothing if there are none);
-    /// returns what each write listed: the rows of its token and session.
-    async fn run(self, conn: &mut PgConnection, statement: &str) -> Result<Vec<Written>, DbError> {
+    /// Runs [`LIST_UNLESS_LISTED`] (nothing if there are none); returns
+    /// what each listed: its token's row, or nothing.
+    async fn run(self, conn: &mut PgConnection) -> Result<Vec<Written>, DbError> {
         if self.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<(Option<Uuid>, Uuid)> = self.sid.iter().copied().zip(self.jti.iter().copied()).collect();
-        let rows: Vec<ListedRow> = sqlx::query_as(statement)
+        let jtis = self.jti.clone();
+        let rows: Vec<ListedRow> = sqlx::query_as(LIST_UNLESS_LISTED.as_str())
             .bind(self.sid)
             .bind(self.jti)
             .bind(self.token_expires_at)
             .bind(self.user_id)
             .bind(self.reason)
-            .bind(self.fallback)
             .bind(self.now)
             .fetch_all(conn)
             .await?;
         let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
-        let mut written = Vec::with_capacity(ids.len());
-        for (sid, jti) in ids {
-            let own = listed.iter().filter(|row| Some(row.id) == sid || row.id == jti);
-            written.push(Written::listed(own.cloned().collect()));
-        }
-        Ok(written)
+        let own = |jti: Uuid| listed.iter().filter(move |row| row.id == jti).cloned().collect();
+        Ok(jtis.into_iter().map(|jti| Written::listed(own(jti))).collect())
     }
 }

@@ -21,8 +21,8 @@ pub(in crate::db) async fn write_batch(pool: &SqlitePool, writes: &[Write]) -> R
     let mut written = Vec::with_capacity(writes.len());
     for write in writes {
         written.push(match write {
-            Write::Logout { sid, token, fallback, now } => {
-                Written::listed(revoke_token_and_session(&mut tx, *sid, token, *fallback, *now).await?)
+            Write::Logout { sid, user_id, token_expires_at, now } => {
+                Written::listed(log_out(&mut tx, *sid, *user_id, *token_expires_at, *now).await?)
             }
             Write::Token { sid, token, now } => {
                 Written::listed(list_unless_listed(&mut tx, *sid, token, *now).await?)
@@ -65,19 +65,18 @@ async fn rotate_refresh(conn: &mut SqliteConnection, rotation: &Rotation) -> Res
     Ok(Written::listed(listed.into_iter().map(|(row, _)| row).collect()))
 }
 
-async fn revoke_token_and_session(
+/// Ends the session and lists it until the later of its newest refresh
+/// token's expiry and the logged-out token's (`Store::log_out`).
+async fn log_out(
     conn: &mut SqliteConnection,
     sid: SessionId,
-    token: &Revocation,
-    session_fallback_expiry: DateTime<Utc>,
+    user_id: UserId,
+    token_expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listed>, DbError> {
     let ended = mark_session_revoked(conn, sid, now).await?;
-    let wanted = [
-        (token.jti.0, token.expires_at, token.reason),
-        (sid.0, later(ended, session_fallback_expiry), token.reason),
-    ];
-    let listed = list_wanted(conn, &wanted, token.user_id, now).await?;
+    let wanted = [(sid.0, later(ended, token_expires_at), Reason::Logout)];
+    let listed = list_wanted(conn, &wanted, Some(user_id), now).await?;
     Ok(listed.into_iter().map(|(row, _)| row).collect())
 }
 
