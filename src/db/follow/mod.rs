@@ -264,17 +264,23 @@ impl Store {
 }
 
 /// Sends one wake-up to every instance's follower after this instance's own
-/// revocations commit, however many came while the last one was on its way
-/// (`Notify` keeps one permit): outside the write transactions, so they
-/// never queue on the lock a notifying commit takes. A lost wake-up costs
-/// at most one heartbeat; the followers read the log, not the notification.
+/// revocations commit, however many came since the last one (`Notify` keeps
+/// one permit): outside the write transactions, so they never queue on the
+/// lock a notifying commit takes. At most one per [`postgres::MIN_POLL_GAP`]:
+/// no follower polls more often than that, and each wake-up costs Postgres a
+/// transaction and a signal to every listening instance (under a stream of
+/// logouts they were one per commit, about 600 a second, 5 % of the core
+/// Postgres shared with the service). A lost wake-up costs at most one
+/// heartbeat; the followers read the log, not the notification.
 async fn wake_followers(pool: sqlx::PgPool, wake: Arc<Notify>, timeout: Duration) {
     loop {
         wake.notified().await;
+        let began = rocket::tokio::time::Instant::now();
         let sent = rocket::tokio::time::timeout(timeout, postgres::wake_followers(&pool)).await;
         if !matches!(sent, Ok(Ok(()))) {
             log::debug!("could not wake the followers; they poll within {HEARTBEAT:?} anyway");
         }
+        rocket::tokio::time::sleep_until(began + postgres::MIN_POLL_GAP).await;
     }
 }
 
