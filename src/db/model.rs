@@ -135,13 +135,16 @@ pub struct Rotation {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotationOutcome {
-    /// The presented token was the session's current one; it is now used up.
-    Rotated,
+    /// The presented token was the session's current one; it is now used
+    /// up. The user's name, read by the same statement, for the new tokens.
+    Rotated { username: String },
     /// The presented token was already used up (or its session revoked): the
     /// whole session has been revoked.
     Reused,
+    /// The token's user no longer exists: nothing was changed.
+    UserGone,
 }
 
 /// Rows removed by one purge run.

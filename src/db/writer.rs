@@ -68,6 +68,9 @@ pub(super) struct Written {
     pub live: u64,
     /// A rotation: whether it rotated (else the session ended as reused).
     pub rotated: bool,
+    /// A rotation: the user's name, `None` if the user is gone (and then
+    /// the rotation changed nothing).
+    pub username: Option<String>,
 }
 
 impl Written {
@@ -76,11 +79,11 @@ impl Written {
     }
 
     /// A rotation's outcome, as the caller sees it.
-    pub(super) fn rotation(&self) -> RotationOutcome {
-        if self.rotated {
-            RotationOutcome::Rotated
-        } else {
-            RotationOutcome::Reused
+    pub(super) fn rotation(self) -> RotationOutcome {
+        match (self.rotated, self.username) {
+            (_, None) => RotationOutcome::UserGone,
+            (true, Some(username)) => RotationOutcome::Rotated { username },
+            (false, Some(_)) => RotationOutcome::Reused,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::auth::csrf::CsrfToken;
 use crate::auth::jwt::{NewToken, TokenType};
 use crate::auth::Auth;
 use crate::config::AppConfig;
-use crate::db::{SessionId, TokenId, User};
+use crate::db::{SessionId, TokenId, UserId};
 use crate::error::ApiError;
 
 /// How a client wants its tokens: in the body (`bearer`, the default) or
@@ -71,7 +71,8 @@ pub struct TokenResponse {
 
 /// What a session's new pair of tokens is made of.
 pub struct Grant<'a> {
-    pub user: &'a User,
+    pub user_id: UserId,
+    pub username: &'a str,
     pub sid: SessionId,
     pub refresh_jti: TokenId,
     pub now: DateTime<Utc>,
@@ -90,7 +91,7 @@ pub fn issue(
     let binding = csrf.as_ref().map(|token| token.binding.as_str());
     let token = |token_type, username, jti, ttl_seconds| NewToken {
         token_type,
-        user_id: grant.user.id,
+        user_id: grant.user_id,
         username,
         sid: grant.sid,
         jti,
@@ -98,7 +99,7 @@ pub fn issue(
         ttl_seconds,
         csrf: binding,
     };
-    let username = Some(grant.user.username.as_str());
+    let username = Some(grant.username);
     let access =
         auth.jwt.issue(token(TokenType::Access, username, TokenId::new_v4(), config.access_token_ttl))?;
     let refresh =

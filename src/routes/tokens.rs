@@ -154,7 +154,8 @@ async fn start_session(
         log::info!("a login of user {} lost the race with a sweep of their sessions", user.id);
         return Err(ApiError::InvalidCredentials);
     }
-    issue(auth, config, jar, Grant { user, sid, refresh_jti, now, transport })
+    let (user_id, username) = (user.id, user.username.as_str());
+    issue(auth, config, jar, Grant { user_id, username, sid, refresh_jti, now, transport })
 }
 
 /// The refresh token comes from the body or, failing that, from the refresh
@@ -200,14 +201,10 @@ async fn refresh(
             ))
         }
     };
-    let user = store
-        .user_by_id(claims.user_id)
-        .await?
-        .ok_or_else(|| ApiError::invalid_token("The token's user no longer exists"))?;
     let now = Utc::now();
     let (next_jti, next_expires_at) = (TokenId::new_v4(), session_expiry(config, now));
     let rotation = Rotation {
-        user_id: user.id,
+        user_id: claims.user_id,
         sid: claims.sid,
         presented_jti: claims.jti,
         presented_expires_at: claims.expires_at,
@@ -216,14 +213,23 @@ async fn refresh(
         now,
     };
     match store.rotate_refresh(&rotation).await? {
-        RotationOutcome::Rotated => {
+        RotationOutcome::Rotated { username } => {
             let transport = if claims.csrf.is_some() { Transport::Cookie } else { Transport::Bearer };
-            let grant = Grant { user: &user, sid: claims.sid, refresh_jti: next_jti, now, transport };
+            let user_id = claims.user_id;
+            let grant = Grant {
+                user_id,
+                username: &username,
+                sid: claims.sid,
+                refresh_jti: next_jti,
+                now,
+                transport,
+            };
             issue(auth, config, jar, grant)
         }
         RotationOutcome::Reused => {
-            log::warn!("refresh token reuse: session {} of user {} revoked", claims.sid, user.id);
+            log::warn!("refresh token reuse: session {} of user {} revoked", claims.sid, claims.user_id);
             Err(ApiError::TokenRevoked)
         }
+        RotationOutcome::UserGone => Err(ApiError::invalid_token("The token's user no longer exists")),
     }
 }

@@ -149,6 +149,7 @@ async fn a_token_of_a_deleted_user_cannot_read_me(backend: Backend) {
 
     app.caller(&tokens).me().await.assert_token_error("invalid_token");
     app.refresh(&tokens.refresh).await.assert_token_error("invalid_token");
+    assert_eq!(app.db.count("SELECT count(*) FROM revoked_tokens").await, 0, "and nothing was written");
 }
 
 backend_tests!(

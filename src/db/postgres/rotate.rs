@@ -8,7 +8,9 @@
 //! one matches; two in one batch are never in one statement (`batch.rs`
 //! runs a session's second rotation after the first), so the second sees
 //! the first's swap. A rotation lists nothing: the session row's new
-//! `refresh_jti` is what refuses the used-up token.
+//! `refresh_jti` is what refuses the used-up token. The same statement
+//! reads the user's name for the new tokens (a refresh is one round trip);
+//! a rotation of a user who is gone changes nothing.
 
 use std::sync::LazyLock;
 
@@ -32,7 +34,9 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
              WHERE s.id = b.sid AND s.refresh_jti = b.presented AND s.revoked_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN (b.sid, b.presented))
              RETURNING s.id),
-         reused AS (SELECT * FROM batch WHERE sid NOT IN (SELECT id FROM rotated)),
+         reused AS (
+             SELECT * FROM batch b
+             WHERE b.sid NOT IN (SELECT id FROM rotated) AND EXISTS (SELECT 1 FROM users WHERE id = b.user_id)),
          ended AS (
              UPDATE sessions s SET revoked_at = COALESCE(s.revoked_at, b.now), refresh_jti = NULL
              FROM reused b WHERE s.id = b.sid
@@ -41,14 +45,15 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
              SELECT b.sid, GREATEST(e.expires_at, b.presented_expires_at), 'refresh_reuse', b.user_id, b.now
              FROM reused b LEFT JOIN ended e ON e.id = b.sid),
          listed AS ({})
-         SELECT b.sid, b.sid IN (SELECT id FROM rotated), l.*
-         FROM batch b LEFT JOIN listed l ON l.jti = b.sid",
+         SELECT b.sid, b.sid IN (SELECT id FROM rotated), u.username, l.*
+         FROM batch b LEFT JOIN users u ON u.id = b.user_id LEFT JOIN listed l ON l.jti = b.sid",
         list_wanted("w.user_id", "w.now", "NULL::boolean")
     )
 });
 
-/// The session, whether it rotated, then a listed row (if any).
-type RotatedRow = (Uuid, bool, Option<Uuid>, Option<i64>, Option<String>, Option<bool>);
+/// The session, whether it rotated, the user's name (if the user exists),
+/// then a listed row (if any).
+type RotatedRow = (Uuid, bool, Option<String>, Option<Uuid>, Option<i64>, Option<String>, Option<bool>);
 
 /// Runs `rotations` (of distinct sessions) in one statement; returns what
 /// each did, in their order.
@@ -79,8 +84,9 @@ pub(super) async fn rotate_refresh(
         .map(|rotation| {
             let mine = rows.iter().filter(|row| row.0 == rotation.sid.0);
             let mut written = Written::default();
-            for (_, rotated, jti, until_ms, reason, new) in mine {
+            for (_, rotated, username, jti, until_ms, reason, new) in mine {
                 written.rotated |= *rotated;
+                written.username.clone_from(username);
                 written.listed.extend(listed((*jti, *until_ms, reason.clone(), *new)));
             }
             written

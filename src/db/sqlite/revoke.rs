@@ -38,7 +38,16 @@ pub(in crate::db) async fn write_batch(pool: &SqlitePool, writes: &[Write]) -> R
     Ok(written)
 }
 
+/// A rotation, and the user's name for the new tokens; a rotation of a user
+/// who is gone changes nothing.
 async fn rotate_refresh(conn: &mut SqliteConnection, rotation: &Rotation) -> Result<Written, DbError> {
+    let username: Option<String> = sqlx::query_scalar("SELECT username FROM users WHERE id = ?1")
+        .bind(rotation.user_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if username.is_none() {
+        return Ok(Written::default());
+    }
     // Compare-and-set under SQLite's single writer lock: one rotation matches.
     let rotated = sqlx::query(
         "UPDATE sessions SET refresh_jti = ?3, expires_at = ?4, refreshed_at = ?5
@@ -57,12 +66,13 @@ async fn rotate_refresh(conn: &mut SqliteConnection, rotation: &Rotation) -> Res
     // A rotation lists nothing: the session's new refresh_jti refuses the
     // used-up token. Anything else ends the session.
     if rotated {
-        return Ok(Written { rotated: true, ..Written::default() });
+        return Ok(Written { rotated: true, username, ..Written::default() });
     }
     let ended = mark_session_revoked(conn, rotation.sid, rotation.now).await?;
     let wanted = (rotation.sid.0, later(ended, rotation.presented_expires_at), Reason::RefreshReuse);
     let listed = list_wanted(conn, &[wanted], Some(rotation.user_id), rotation.now).await?;
-    Ok(Written::listed(listed.into_iter().map(|(row, _)| row).collect()))
+    let listed = listed.into_iter().map(|(row, _)| row).collect();
+    Ok(Written { listed, username, ..Written::default() })
 }
 
 /// Ends the session and lists it until the later of its newest refresh
@@ -124,7 +134,7 @@ async fn sweep_sessions(
     Ok(Written {
         live: live as u64,
         listed: listed.into_iter().map(|(row, _)| row).collect(),
-        rotated: false,
+        ..Written::default()
     })
 }
 
