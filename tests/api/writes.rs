@@ -144,6 +144,62 @@ async fn logouts_that_arrive_together_are_one_batch(backend: Backend) {
     }
 }
 
+/// A session listed while its logout waits in a batch (by a DBA here; by
+/// another instance, or a logout with another token of the session, in
+/// life). On Postgres a batch of logouts inserts its rows, so the race
+/// fails the batch and each logout runs again alone; on SQLite each write
+/// extends what is listed. Either way every caller is answered as if
+/// nothing had raced, and the DBA's row is extended, never shortened.
+async fn a_logout_whose_session_was_listed_meanwhile_is_answered_and_so_are_its_neighbours(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut callers = Vec::new();
+    for name in ["ann", "bob", "cid", "dee"] {
+        callers.push(app.signup(name).await);
+    }
+    let raced = claim(&callers[0].access, "sid");
+    let soon = (Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
+    let before = app.store().writer_status();
+    app.store().hold_writes(true);
+
+    let (answers, ()) = tokio::join!(
+        futures::future::join_all(callers.iter().map(|tokens| app.logout(&tokens.access))),
+        async {
+            until_queued(&app, callers.len()).await;
+            app.db.revoke_by_hand(&raced, &soon).await;
+            app.store().hold_writes(false);
+        },
+    );
+
+    for answer in &answers {
+        assert_eq!(answer.status, Status::Ok, "{:?}", answer.body);
+        assert_eq!(answer.body["message"], "Successfully logged out");
+    }
+    let after = app.store().writer_status();
+    let retried = after.retried_alone - before.retried_alone;
+    match backend {
+        Backend::Postgres => {
+            assert_eq!(retried, callers.len() as u64, "the race failed the batch: {after:?}")
+        }
+        Backend::Sqlite => assert_eq!(retried, 0, "{after:?}"),
+    }
+    let logouts = app.db.count("SELECT count(*) FROM revoked_tokens WHERE reason = 'logout'").await;
+    assert_eq!(logouts, 3, "the other sessions, each listed once");
+    let extended = format!(
+        "SELECT count(*) FROM revoked_tokens WHERE jti = '{raced}' AND reason = 'manual'
+           AND julianday(expires_at) > julianday('now') + 1"
+    );
+    let extended = match backend {
+        Backend::Postgres => extended
+            .replace("julianday(expires_at) > julianday('now') + 1", "expires_at > now() + interval '1 day'"),
+        Backend::Sqlite => extended,
+    };
+    assert_eq!(app.db.count(&extended).await, 1, "the DBA's row now lasts as long as the session");
+    for tokens in &callers {
+        app.protected(&tokens.access).await.assert_token_error("token_revoked");
+        app.refresh(&tokens.refresh).await.assert_token_error("token_revoked");
+    }
+}
+
 async fn the_sweeps_of_a_batch_share_its_commit_and_each_counts_its_own_sessions(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ann = app.signup("ann").await;
@@ -347,6 +403,7 @@ async fn a_crash_mid_batch_loses_no_answered_logout_and_reports_none_uncommitted
 backend_tests!(
     concurrent_revoking_calls_share_a_commit_and_each_gets_its_own_answer,
     logouts_that_arrive_together_are_one_batch,
+    a_logout_whose_session_was_listed_meanwhile_is_answered_and_so_are_its_neighbours,
     the_sweeps_of_a_batch_share_its_commit_and_each_counts_its_own_sessions,
     refreshes_in_one_batch_rotate_together_and_a_reused_token_still_loses,
     a_lone_logout_is_committed_at_once_in_a_batch_of_its_own,

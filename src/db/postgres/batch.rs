@@ -16,7 +16,7 @@ use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::revoke::{end_session, list_wanted, listed, ListedRow};
+use super::revoke::{end_session, list_new, list_wanted, listed, ListedRow};
 use super::rotate::rotate_refresh;
 use super::sweep::sweep_sessions;
 use crate::db::model::Listed;
@@ -105,7 +105,16 @@ async fn write_all(
 /// refuse them. A session named twice (two logouts of one session in one
 /// batch) is listed once, with the later expiry: one statement may not
 /// change a row twice.
-static LOG_OUT: LazyLock<String> = LazyLock::new(|| {
+///
+/// Several logouts insert their rows ([`list_new`]): a session listed
+/// already (by another instance, a DBA, or a logout with another of its
+/// tokens, just now) fails the batch, whose writes then run again alone.
+/// A logout alone extends a row listed already ([`list_wanted`]).
+static LOG_OUT: LazyLock<String> = LazyLock::new(|| log_out(&list_new("w.user_id", "w.now")));
+static LOG_OUT_ALONE: LazyLock<String> =
+    LazyLock::new(|| log_out(&list_wanted("w.user_id", "w.now", "NULL::boolean")));
+
+fn log_out(listing: &str) -> String {
     format!(
         "WITH batch (sid, token_expires_at, user_id, now) AS (
              SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::timestamptz[])),
@@ -117,11 +126,10 @@ static LOG_OUT: LazyLock<String> = LazyLock::new(|| {
              SELECT DISTINCT ON (b.sid) b.sid, GREATEST(e.expires_at, b.token_expires_at), '{}', b.user_id, b.now
              FROM batch b LEFT JOIN ended e ON e.id = b.sid
              ORDER BY b.sid, 2 DESC)
-         {}",
+         {listing}",
         Reason::Logout.as_str(),
-        list_wanted("w.user_id", "w.now", "NULL::boolean")
     )
-});
+}
 
 /// The RFC 7009 revocations of a batch: list each token unless it or its
 /// session (when known: `sid` may be NULL) is listed already. A token named
@@ -206,7 +214,8 @@ impl Logouts {
             return Ok(Vec::new());
         }
         let sids = self.sid.clone();
-        let rows: Vec<ListedRow> = sqlx::query_as(LOG_OUT.as_str())
+        let statement = if sids.len() == 1 { &LOG_OUT_ALONE } else { &LOG_OUT };
+        let rows: Vec<ListedRow> = sqlx::query_as(statement.as_str())
             .bind(self.sid)
             .bind(self.token_expires_at)
             .bind(self.user_id)

@@ -32,11 +32,29 @@ pub(in crate::db) fn until_ms(column: &str) -> String {
 /// never shortening it; return the rows listed, their reasons, and whether
 /// each is new (`new`: an expression of the listed row `r`).
 pub(super) fn list_wanted(user: &str, now: &str, new: &str) -> String {
+    listing(
+        user,
+        now,
+        new,
+        "ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE r.expires_at < EXCLUDED.expires_at",
+    )
+}
+
+/// As [`list_wanted`], for rows that are new but for a race: a row listed
+/// already fails the statement (a unique violation) instead of being
+/// extended. That saves the index probe `ON CONFLICT` makes for every row
+/// before inserting it, about a tenth of a batch of logouts' cost in
+/// Postgres. The writer runs the writes of a failed batch again alone,
+/// where they extend (`batch.rs`).
+pub(super) fn list_new(user: &str, now: &str) -> String {
+    listing(user, now, "true", "")
+}
+
+fn listing(user: &str, now: &str, new: &str, on_conflict: &str) -> String {
     format!(
         "INSERT INTO revoked_tokens AS r (jti, expires_at, user_id, revoked_at, reason)
          SELECT w.jti, w.expires_at, (SELECT id FROM users WHERE id = {user}), {now}, w.reason FROM wanted w
-         ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
-             WHERE r.expires_at < EXCLUDED.expires_at
+         {on_conflict}
          RETURNING r.jti, {}, r.reason, {new} AS new",
         until_ms("r.expires_at")
     )
