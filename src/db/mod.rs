@@ -102,6 +102,15 @@ enum Backend {
     Sqlite(sqlx::SqlitePool),
 }
 
+impl Backend {
+    async fn close(&self) {
+        match self {
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
 /// Opens the store: connects to the database `database` names (or the SQLite
 /// file in `data_dir`), applies the migrations (idempotent), and takes the
 /// service's `leeway` and `revocation_cache_capacity` from `config`.
@@ -120,7 +129,11 @@ pub async fn open(database: &DbConfig, config: &AppConfig) -> Result<Store, DbEr
     let leeway = chrono::Duration::seconds(config.leeway as i64);
     let cache = Arc::new(RevocationCache::with_capacity(config.revocation_cache_capacity));
     let access_token_ttl = chrono::Duration::seconds(config.access_token_ttl as i64);
-    let writer = Arc::new(writer::Writer::start(backend.clone(), timeout));
+    let writes = match &backend {
+        Backend::Postgres(pool) => Backend::Postgres(postgres::writer_pool(pool, timeout)),
+        Backend::Sqlite(pool) => Backend::Sqlite(pool.clone()),
+    };
+    let writer = Arc::new(writer::Writer::start(writes, timeout));
     let store = Store {
         writer,
         backend,
@@ -172,12 +185,10 @@ impl Store {
         self.cache.pause(paused);
     }
 
-    /// Closes the pool: every later call fails with [`DbError::Unavailable`].
+    /// Closes the pools: every later call fails with [`DbError::Unavailable`].
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Postgres(pool) => pool.close().await,
-            Backend::Sqlite(pool) => pool.close().await,
-        }
+        self.writer.close().await;
+        self.backend.close().await;
     }
 }
 

@@ -92,6 +92,8 @@ impl Written {
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     state: Arc<State>,
+    /// What the writer commits to, to close at shutdown.
+    backend: Backend,
 }
 
 struct Job {
@@ -138,8 +140,14 @@ impl Writer {
     pub(super) fn start(backend: Backend, timeout: Duration) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let state = Arc::new(State::default());
-        rocket::tokio::spawn(run(backend, timeout, queue, state.clone()));
-        Writer { jobs, state }
+        rocket::tokio::spawn(run(backend.clone(), timeout, queue, state.clone()));
+        Writer { jobs, state, backend }
+    }
+
+    /// Closes the writer's connections: every later write fails as
+    /// unavailable.
+    pub(super) async fn close(&self) {
+        self.backend.close().await;
     }
 
     /// Queues `write` and waits for the commit that holds it.
