@@ -2,15 +2,17 @@
 # (unpinned: this machine has two cores for all of them, Postgres and the
 # load). Logouts are spread over every instance at once (one wrk each,
 # 64 connections in all); propagation is measured from the first instance to
-# the last. Each instance gets 3 request connections (plus the follower's 2),
-# so 16 instances fit Postgres' default max_connections of 100.
+# the last. Each instance gets 2 request connections (a logout's write goes
+# through the writer's own connection; the follower has 2, the waker 1), so
+# 16 instances, 6 connections each, fit Postgres' default max_connections
+# of 100.
 
 say ""
 say "## a fleet on one database: logouts spread over N instances, propagation first to last"
 for N in 1 4 16; do
     FLEET=()
     for i in $(seq 0 $((N - 1))); do
-        start "fleet$i" with-check $((18200 + i)) ROCKET_DATABASES='{main={max_connections=3}}'
+        start "fleet$i" with-check $((18200 + i)) ROCKET_DATABASES='{main={max_connections=2}}'
         FLEET+=("$PID")
     done
     for i in $(seq 0 $((N - 1))); do wait_live $((18200 + i)); done
