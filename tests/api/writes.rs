@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::backend_tests;
 use crate::helpers::{
-    claim, http, random_secret, serve_binary, wait_until, Backend, TestApp, TestDb, Tokens,
+    claim, http, random_secret, serve_binary, wait_until, Backend, TestApp, TestDb, TestResponse, Tokens,
 };
 
 /// Waits until `queued` writes wait behind the held writer.
@@ -115,6 +115,26 @@ async fn concurrent_revoking_calls_share_a_commit_and_each_gets_its_own_answer(b
     assert_eq!(after.retried_alone - before.retried_alone, 10, "its failure sent each write alone");
 }
 
+/// Logs every caller out while the writer is held; once all wait behind
+/// it, runs `meanwhile`, then lets the writer go: their logouts form one
+/// batch.
+async fn log_out_together(
+    app: &TestApp,
+    callers: &[Tokens],
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> Vec<TestResponse> {
+    app.store().hold_writes(true);
+    let (answers, ()) = tokio::join!(
+        futures::future::join_all(callers.iter().map(|tokens| app.logout(&tokens.access))),
+        async {
+            until_queued(app, callers.len()).await;
+            meanwhile.await;
+            app.store().hold_writes(false);
+        },
+    );
+    answers
+}
+
 async fn logouts_that_arrive_together_are_one_batch(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut callers = Vec::new();
@@ -122,15 +142,8 @@ async fn logouts_that_arrive_together_are_one_batch(backend: Backend) {
         callers.push(app.signup(name).await);
     }
     let before = app.store().writer_status();
-    app.store().hold_writes(true);
 
-    let (answers, ()) = tokio::join!(
-        futures::future::join_all(callers.iter().map(|tokens| app.logout(&tokens.access))),
-        async {
-            until_queued(&app, callers.len()).await;
-            app.store().hold_writes(false);
-        },
-    );
+    let answers = log_out_together(&app, &callers, async {}).await;
 
     assert!(answers.iter().all(|answer| answer.status == Status::Ok));
     let after = app.store().writer_status();
@@ -159,16 +172,8 @@ async fn a_logout_whose_session_was_listed_meanwhile_is_answered_and_so_are_its_
     let raced = claim(&callers[0].access, "sid");
     let soon = (Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
     let before = app.store().writer_status();
-    app.store().hold_writes(true);
 
-    let (answers, ()) = tokio::join!(
-        futures::future::join_all(callers.iter().map(|tokens| app.logout(&tokens.access))),
-        async {
-            until_queued(&app, callers.len()).await;
-            app.db.revoke_by_hand(&raced, &soon).await;
-            app.store().hold_writes(false);
-        },
-    );
+    let answers = log_out_together(&app, &callers, app.db.revoke_by_hand(&raced, &soon)).await;
 
     for answer in &answers {
         assert_eq!(answer.status, Status::Ok, "{:?}", answer.body);

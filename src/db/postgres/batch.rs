@@ -222,9 +222,7 @@ impl Logouts {
             .bind(self.now)
             .fetch_all(conn)
             .await?;
-        let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
-        let own = |sid: Uuid| listed.iter().filter(move |row| row.id == sid).cloned().collect();
-        Ok(sids.into_iter().map(|sid| Written::listed(own(sid))).collect())
+        Ok(each_own(rows, sids))
     }
 }
 
@@ -276,8 +274,14 @@ impl Tokens {
             .bind(self.now)
             .fetch_all(conn)
             .await?;
-        let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
-        let own = |jti: Uuid| listed.iter().filter(move |row| row.id == jti).cloned().collect();
-        Ok(jtis.into_iter().map(|jti| Written::listed(own(jti))).collect())
+        Ok(each_own(rows, jtis))
     }
+}
+
+/// What each write of a statement listed: the rows with its id, in the
+/// order of `ids` (one per write).
+fn each_own(rows: Vec<ListedRow>, ids: Vec<Uuid>) -> Vec<Written> {
+    let listed: Vec<Listed> = rows.into_iter().filter_map(listed).collect();
+    let own = |id: Uuid| listed.iter().filter(|row| row.id == id).cloned().collect();
+    ids.into_iter().map(|id| Written::listed(own(id))).collect()
 }
