@@ -34,6 +34,9 @@ use tracing_subscriber::Layer;
 
 use crate::config::LogFormat;
 
+mod request_line;
+pub use request_line::TARGET as REQUEST_TARGET;
+
 /// Lines that may wait for the writer thread (a few MB at most).
 pub const BUFFERED_LINES: usize = 8192;
 
@@ -94,9 +97,14 @@ pub fn init(figment: &Figment) {
     let layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours).with_writer(writer);
     let installed = match format {
         LogFormat::Text => tracing_subscriber::registry().with(layer.with_filter(filter)).try_init(),
-        LogFormat::Json => tracing_subscriber::registry()
-            .with(layer.json().flatten_event(true).with_current_span(false).with_filter(filter))
-            .try_init(),
+        LogFormat::Json => {
+            let json = layer.json().flatten_event(true).with_current_span(false);
+            let format =
+                tracing_subscriber::fmt::format().json().flatten_event(true).with_current_span(false);
+            tracing_subscriber::registry()
+                .with(json.event_format(request_line::JsonLines(format)).with_filter(filter))
+                .try_init()
+        }
     };
     if installed.is_err() {
         tracing::debug!("a log subscriber was already installed");

@@ -45,15 +45,23 @@ impl Fairing for RequestLog {
         let status = response.status().code;
         crate::metrics::record_request(request.method().as_str(), route, status, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        let user = request.local_cache(|| LoggedUser(None)).0;
+        // Every field a string slice or a number, none formatted through
+        // `Display`: the JSON line writes them as they are, with no
+        // allocation or `core::fmt` on the request's thread (issue 20: a
+        // line's cost).
+        let mut user_text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let user_id = match request.local_cache(|| LoggedUser(None)).0 {
+            Some(id) => &*id.hyphenated().encode_lower(&mut user_text),
+            None => "-",
+        };
         tracing::info!(
-            target: "jwt_blocklist::request",
-            request_id = %RequestId::of(request).0,
-            method = %request.method(),
-            route = %route,
+            target: crate::logging::REQUEST_TARGET,
+            request_id = RequestId::of(request).0.as_str(),
+            method = request.method().as_str(),
+            route,
             status,
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
-            user_id = user.map(|id| id.to_string()).as_deref().unwrap_or("-"),
+            user_id,
             "request"
         );
     }
