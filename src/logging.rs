@@ -34,8 +34,7 @@ use tracing_subscriber::Layer;
 
 use crate::config::LogFormat;
 
-mod request_line;
-pub use request_line::TARGET as REQUEST_TARGET;
+mod json_lines;
 
 /// Lines that may wait for the writer thread (a few MB at most).
 pub const BUFFERED_LINES: usize = 8192;
@@ -102,7 +101,7 @@ pub fn init(figment: &Figment) {
             let format =
                 tracing_subscriber::fmt::format().json().flatten_event(true).with_current_span(false);
             tracing_subscriber::registry()
-                .with(json.event_format(request_line::JsonLines(format)).with_filter(filter))
+                .with(json.event_format(json_lines::JsonLines(format)).with_filter(filter))
                 .try_init()
         }
     };

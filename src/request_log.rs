@@ -55,7 +55,7 @@ impl Fairing for RequestLog {
             None => "-",
         };
         tracing::info!(
-            target: crate::logging::REQUEST_TARGET,
+            target: "jwt_blocklist::request",
             request_id = RequestId::of(request).0.as_str(),
             method = request.method().as_str(),
             route,

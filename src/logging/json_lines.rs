@@ -1,11 +1,14 @@
-//! The JSON form of the one line per request, written without
-//! tracing-subscriber's JSON machinery: its lines cost about 18,000
-//! instructions each (callgrind), mostly serde's map serializer over a
-//! `fmt::Write` adaptor and a timestamp formatted from scratch every time.
-//! Here the fields are escaped straight into the line and the timestamp's
-//! date and time of day are formatted once a second. The line is the same
-//! object as before, member for member (tests/api/logs.rs reads it); every
-//! other event goes to tracing-subscriber's formatter as before.
+//! JSON lines for this service's own `tracing` events (the one line per
+//! request, chiefly), written without tracing-subscriber's JSON machinery:
+//! its request lines cost about 18,000 instructions each (callgrind),
+//! mostly serde's map serializer over a `fmt::Write` adaptor and a
+//! timestamp formatted from scratch every time. Here the fields are escaped
+//! straight into the line and the timestamp's date and time of day are
+//! formatted once a second. The object is the one tracing-subscriber
+//! writes, member for member (tests/api/logs.rs reads it). Records bridged
+//! from `log` (Rocket's, and the `log::` lines: their `log.*` members come
+//! from tracing-log's normalization) and events inside a span (a `spans`
+//! member) go to tracing-subscriber's formatter, which knows those shapes.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -17,10 +20,10 @@ use tracing_subscriber::fmt::format::{Format, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The request log's target (`request_log.rs`).
-pub const TARGET: &str = "jwt_blocklist::request";
+/// The target of every record bridged from `log` (tracing-log's call sites).
+const BRIDGED: &str = "log";
 
-/// tracing-subscriber's JSON format, with a fast path for request lines.
+/// tracing-subscriber's JSON format, with a fast path for plain events.
 pub struct JsonLines(pub Format<Json>);
 
 impl<S, N> FormatEvent<S, N> for JsonLines
@@ -35,7 +38,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let metadata = event.metadata();
-        if metadata.target() != TARGET {
+        if metadata.target() == BRIDGED || ctx.lookup_current().is_some() {
             return self.0.format_event(ctx, writer, event);
         }
         writer.write_str("{\"timestamp\":\"")?;
@@ -44,9 +47,9 @@ where
         let mut fields = Fields { writer: &mut writer, result: Ok(()) };
         event.record(&mut fields);
         fields.result?;
-        writer.write_str(",\"target\":\"")?;
-        writer.write_str(TARGET)?;
-        writer.write_str("\"}\n")
+        writer.write_str(",\"target\":")?;
+        string(&mut writer, metadata.target())?;
+        writer.write_str("}\n")
     }
 }
 
