@@ -63,9 +63,10 @@ pub(super) fn until_ms(time: DateTime<Utc>) -> i64 {
 }
 
 /// What memory should hold for a row whose token expires at `until_ms`
-/// (as the database computed it) with this reason: the one place (with the
-/// triggers' WHEN clauses) that says used-up refresh tokens stay out of
-/// memory.
+/// (as the database computed it) with this reason: used-up refresh tokens
+/// stay out of memory. SQLite's reads apply it here; Postgres' load and
+/// poll, by their statements, with [`REFRESH_ROTATED`] bound (their rows
+/// come by the million), as do the triggers' WHEN clauses.
 pub(super) fn wanted(until_ms: i64, reason: &str) -> Option<i64> {
     (reason != REFRESH_ROTATED).then_some(until_ms)
 }
@@ -81,19 +82,18 @@ pub(super) fn skip_unmatchable(jti: &str) {
     );
 }
 
-/// Loads `rows` (jti, until_ms, reason; `None` for a row skipped) into
-/// `cache`, a batch per lock hold; returns how many memory keeps.
+/// Loads `rows` (jti, until_ms of a row memory should hold; `None` for a
+/// row left out) into `cache`, a batch per lock hold; returns how many.
 async fn load_rows(
     cache: &RevocationCache,
-    rows: impl Stream<Item = Result<Option<(Uuid, i64, String)>, DbError>>,
+    rows: impl Stream<Item = Result<Option<(Uuid, i64)>, DbError>>,
 ) -> Result<usize, DbError> {
     let mut rows = std::pin::pin!(rows);
     let mut batch = Vec::with_capacity(10_000);
     let mut loaded = 0;
     while let Some(row) = rows.try_next().await? {
-        let Some((jti, until_ms, reason)) = row else { continue };
-        if let Some(until) = wanted(until_ms, &reason) {
-            batch.push((jti, until));
+        if let Some(entry) = row {
+            batch.push(entry);
         }
         if batch.len() == batch.capacity() {
             loaded += batch.len();

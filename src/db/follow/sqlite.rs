@@ -79,7 +79,7 @@ impl Source {
             .fetch(&mut self.conn)
             .map_err(DbError::from)
             .map_ok(|(jti, until_ms, reason)| match Uuid::parse_str(&jti) {
-                Ok(id) => Some((id, until_ms, reason)),
+                Ok(id) => wanted(until_ms, &reason).map(|until| (id, until)),
                 Err(_) => {
                     skip_unmatchable(&jti);
                     None

@@ -29,7 +29,7 @@ mod sweep;
 pub(super) use batch::write_batch;
 pub(super) use credentials::{add_client, credentials, remove_client};
 pub(super) use purge::purge_expired;
-pub(super) use revoke::{is_revoked, until_ms};
+pub(super) use revoke::{is_revoked, until_ms, UntilMs};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -7,7 +7,8 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgPool;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgHasArrayType, PgPool, PgTypeInfo, PgValueRef, Postgres};
 use sqlx::PgConnection;
 
 use crate::db::model::Listed;
@@ -24,6 +25,41 @@ pub(in crate::db) fn until_ms(column: &str) -> String {
                WHEN {column} > 'epoch' THEN 9223372036854775807
                ELSE -9223372036854775808 END)"
     )
+}
+
+/// A `timestamptz` column read as [`until_ms`] computes it, by the decoder
+/// instead of by Postgres: the same value for every timestamp the column can
+/// hold (infinities included), without `extract`'s numeric arithmetic,
+/// which took half the time of a follower's poll of a million events.
+/// Results come in binary (sqlx's extended protocol): microseconds since
+/// 2000-01-01 UTC, with `i64::MAX` and `i64::MIN` for the infinities.
+pub(in crate::db) struct UntilMs(pub i64);
+
+/// 2000-01-01T00:00:00Z, Postgres' epoch, in unix milliseconds.
+const POSTGRES_EPOCH_MS: i64 = 946_684_800_000;
+
+impl sqlx::Type<Postgres> for UntilMs {
+    fn type_info() -> PgTypeInfo {
+        <DateTime<Utc> as sqlx::Type<Postgres>>::type_info()
+    }
+}
+
+impl PgHasArrayType for UntilMs {
+    fn array_type_info() -> PgTypeInfo {
+        <DateTime<Utc> as PgHasArrayType>::array_type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for UntilMs {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        let micros = <i64 as sqlx::Decode<Postgres>>::decode(value)?;
+        Ok(UntilMs(match micros {
+            i64::MAX | i64::MIN => micros,
+            // Rounded up, as `until_ms`; no overflow (the latest timestamp
+            // Postgres holds is in the year 294276).
+            _ => micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0) + POSTGRES_EPOCH_MS,
+        }))
+    }
 }
 
 /// The tail every revoking statement shares: list the `wanted` rows (jti,
