@@ -129,7 +129,8 @@ impl RevocationCache {
         self.trusted.load(Ordering::Acquire) && !self.overflowed.load(Ordering::Acquire)
     }
 
-    fn staleness(&self) -> Duration {
+    /// How long since the follower last confirmed memory current.
+    pub fn staleness(&self) -> Duration {
         let now = self.epoch.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.confirmed.load(Ordering::Acquire)))
     }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backend_tests;
 use crate::helpers::{
-    http, http_text, random_secret, serve_binary as serve, stop, wait_until, Backend, TestDb,
+    http, http_text, random_secret, serve_binary as serve, stop, wait_until, Backend, TcpProxy, TestDb,
     PROPAGATION_BOUND,
 };
 
@@ -361,6 +361,44 @@ async fn a_stalled_log_sink_drops_and_counts_lines_and_never_blocks_a_request() 
     assert!(dropped > 0, "lines were dropped rather than waited for");
     child.kill().expect("stops");
     child.wait().expect("stopped");
+}
+
+/// When memory stops answering for a moment (the follower could not confirm
+/// it within the bound: here its database connection stalls silently for
+/// longer, as a poll of a million rows under load can take), the log says
+/// why, in one line, once memory is current again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_that_fell_behind_the_database_says_why_in_one_line() {
+    let db = TestDb::create(Backend::Postgres).await;
+    let proxy = TcpProxy::start(TestDb::postgres_address()).await;
+    let through_proxy = db.url_through(proxy.port);
+    let (mut child, port, lines) = serve(&db, &random_secret(), "", &[("DATABASE_URL", &through_proxy)]);
+    let memory = |field: &'static str| async move {
+        let (_, _, health) = http(port, "GET", "/health", &[], None).await;
+        health["revocation_cache"][field].clone()
+    };
+    wait_until("memory answers", PROPAGATION_BOUND * 10, || async { memory("mode").await == "live" }).await;
+
+    proxy.freeze();
+    let staleness = || async {
+        let (_, _, text) = http_text(port, "GET", "/metrics", &[], None).await;
+        text.lines()
+            .find_map(|line| line.strip_prefix("jwt_blocklist_revocation_follower_staleness_seconds "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    wait_until("memory is past the bound", PROPAGATION_BOUND * 10, || async { staleness().await > 1.2 })
+        .await;
+    proxy.thaw();
+    wait_until("memory answers again", PROPAGATION_BOUND * 10, || async { staleness().await < 0.9 }).await;
+
+    stop(&mut child);
+    let why: Vec<String> =
+        lines.iter().filter(|line| line.contains("behind the database until this poll")).collect();
+    assert_eq!(why.len(), 1, "one line: {why:?}");
+    let line: Value = serde_json::from_str(&why[0]).expect("a JSON line");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(why[0].contains("checks asked the database meanwhile"), "{line}");
 }
 
 backend_tests!(

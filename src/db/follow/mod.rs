@@ -237,13 +237,24 @@ impl Store {
             // A row whose token is already past expiry plus leeway is as good
             // as gone (a DBA's bulk insert of old rows adds nothing).
             let cutoff = until_ms(Utc::now() - self.leeway);
-            let changed = !changes.is_empty();
+            let changed = changes.len();
             cache.set_many(
                 changes.into_iter().map(|(id, until)| (id, until.filter(|&until| until >= cutoff))),
             );
+            let behind = cache.staleness();
             cache.confirm(polled_at);
+            if live && behind > MAX_STALENESS {
+                // Memory stopped answering for a moment (the check saw the
+                // lapse and asked the database): say why, once.
+                crate::logging::warn_repeated!(
+                    "revocation memory was {} ms behind the database until this poll ({changed} changes, \
+                     read and applied in {} ms); checks asked the database meanwhile",
+                    behind.as_millis(),
+                    polled_at.elapsed().as_millis()
+                );
+            }
             let as_of = Utc::now() - polled_at.elapsed();
-            self.feed.tick(Tick { from, to: source.position(), changed, as_of });
+            self.feed.tick(Tick { from, to: source.position(), changed: changed > 0, as_of });
             if !live {
                 live = true;
                 cache.trust();

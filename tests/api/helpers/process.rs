@@ -13,7 +13,8 @@ use super::TestDb;
 pub const LOG_BUFFERED_LINES: usize = jwt_blocklist::logging::BUFFERED_LINES;
 
 /// Starts the binary and returns it with its port, read from its own log.
-/// An empty `level` configures none.
+/// An empty `level` configures none; `settings` (environment variables)
+/// may override any other, `DATABASE_URL` included.
 pub fn serve_binary(
     db: &TestDb,
     secret: &str,
@@ -26,13 +27,13 @@ pub fn serve_binary(
         level => command.env("ROCKET_LOG_LEVEL", level),
     };
     let mut child = command
-        .envs(settings.iter().copied())
         .env("DATABASE_URL", db.url())
         .env("ROCKET_JWT_SECRET", secret)
         .env("ROCKET_DATA_DIR", db.folder())
         .env("ROCKET_PORT", "0")
         .env("ROCKET_LOG_FORMAT", "json")
         .env("ROCKET_PURGE_INTERVAL", "0")
+        .envs(settings.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
