@@ -133,12 +133,12 @@ impl Source {
         if pruned {
             return Err(DbError::EventGap);
         }
-        self.snapshot = snapshot;
         let (seqs, ids, untils) =
             (seqs.unwrap_or_default(), ids.unwrap_or_default(), untils.unwrap_or_default());
         if seqs.len() != ids.len() || ids.len() != untils.len() {
             return Err(DbError::decode("poll", "arrays of unequal lengths"));
         }
+        self.snapshot = snapshot;
         let mut events: Vec<(i64, Change)> = seqs
             .into_iter()
             .zip(ids.into_iter().zip(untils.into_iter().map(|until| until.map(|until| until.0))))
