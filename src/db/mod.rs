@@ -130,7 +130,7 @@ pub async fn open(database: &DbConfig, config: &AppConfig) -> Result<Store, DbEr
     let cache = Arc::new(RevocationCache::with_capacity(config.revocation_cache_capacity));
     let access_token_ttl = chrono::Duration::seconds(config.access_token_ttl as i64);
     let writes = match &backend {
-        Backend::Postgres(pool) => Backend::Postgres(postgres::writer_pool(pool, timeout)),
+        Backend::Postgres(pool) => Backend::Postgres(postgres::writer_pool(pool)),
         Backend::Sqlite(pool) => Backend::Sqlite(pool.clone()),
     };
     let writer = Arc::new(writer::Writer::start(writes, timeout));

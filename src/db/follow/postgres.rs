@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rocket::futures::TryStreamExt;
 use rocket::tokio::sync::Notify;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool};
 use uuid::Uuid;
 
 use super::{load_rows, AbortOnDrop, Change};
@@ -157,18 +157,12 @@ impl Source {
     }
 }
 
-/// A pool of `size` connections apart from the request pool, named `name`
-/// (`application_name`) so operators and tests can tell them apart.
+/// A pool of `size` connections of the follower's own, named `name`
+/// ([`side_pool`](crate::db::postgres::side_pool)).
 pub(super) fn side_pool(requests: &PgPool, name: &str, size: u32) -> PgPool {
     // No JIT: compiling a poll took 30-80 ms of a poll that runs in a
     // fraction of one (measured with a million rows in the table).
-    let options = (*requests.connect_options()).clone().application_name(name).options([("jit", "off")]);
-    PgPoolOptions::new()
-        .max_connections(size)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .acquire_timeout(requests.options().get_acquire_timeout())
-        .connect_lazy_with(options)
+    crate::db::postgres::side_pool(requests, Some(name), &[("jit", "off")], size, true)
 }
 
 /// One empty notification on the followers' channel.

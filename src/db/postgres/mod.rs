@@ -53,14 +53,37 @@ pub(super) async fn connect(url: &str, database: &DbConfig, timeout: Duration) -
 /// execution anew, about 0.14 ms of a lone logout's 0.5 ms (measured with
 /// and without, pinned, 1M rows). Their generic plans are the custom ones:
 /// each row of a batch is looked up by primary key.
-pub(super) fn writer_pool(requests: &PgPool, timeout: Duration) -> PgPool {
-    let options = (*requests.connect_options()).clone().options([("plan_cache_mode", "force_generic_plan")]);
+pub(super) fn writer_pool(requests: &PgPool) -> PgPool {
+    side_pool(requests, None, &[("plan_cache_mode", "force_generic_plan")], 1, false)
+}
+
+/// A pool of `size` connections apart from the request pool (the writer's,
+/// the follower's, the waker's), so that they never queue behind requests:
+/// the request pool's connection options and acquire timeout, connections
+/// kept for good, Postgres `settings` of its own, and `name` as
+/// `application_name` so operators and tests can tell them apart (`None`:
+/// the request pool's, which the triggers read as the service's own
+/// writes). `ping`: test a connection before each use. The writer does
+/// not (a round trip per commit, as the request pool per request); the
+/// follower does, as a poll abandoned at its timeout leaves its connection
+/// mid-answer, and the ping is what replaces it.
+pub(in crate::db) fn side_pool(
+    requests: &PgPool,
+    name: Option<&str>,
+    settings: &[(&str, &str)],
+    size: u32,
+    ping: bool,
+) -> PgPool {
+    let mut options = (*requests.connect_options()).clone().options(settings.iter().copied());
+    if let Some(name) = name {
+        options = options.application_name(name);
+    }
     PgPoolOptions::new()
-        .max_connections(1)
-        .test_before_acquire(false)
+        .max_connections(size)
+        .test_before_acquire(ping)
         .idle_timeout(None)
         .max_lifetime(None)
-        .acquire_timeout(timeout)
+        .acquire_timeout(requests.options().get_acquire_timeout())
         .connect_lazy_with(options)
 }
 
