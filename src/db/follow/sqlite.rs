@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::{load_rows, skip_unmatchable, wanted, Change};
 use crate::db::cache::RevocationCache;
+use crate::db::model::REFRESH_ROTATED;
 use crate::db::sqlite::{text, until_ms};
 use crate::db::DbError;
 
@@ -29,22 +30,26 @@ use crate::db::DbError;
 /// is read only when it moved.
 pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(2);
 
-/// The newest event number ever handed out, and every event past `?1` with
-/// the current row of its id, in one statement (one snapshot).
-/// Expiry is read as [`until_ms`], computed by SQLite.
+/// The newest event number ever handed out, the credentials' version, and
+/// every event past `?1` with the current row of its id, in one statement
+/// (one snapshot) and one row: the events as three JSON arrays (seq, id,
+/// expiry as [`until_ms`], null where memory holds nothing), because sqlx
+/// hands over a row at a cost of microseconds and a DBA's bulk revocation
+/// brings events by the hundred thousand. Used-up refresh tokens are left
+/// out here with [`REFRESH_ROTATED`] bound, as [`wanted`] does for the load.
 static POLL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'),
                 (SELECT version FROM credentials_version),
-                e.seq, e.jti, {}, r.reason
-         FROM (SELECT 1) LEFT JOIN revocation_events e ON e.seq > ?1
-         LEFT JOIN revoked_tokens r ON r.jti = e.jti
-         ORDER BY e.seq",
+                json_group_array(e.seq), json_group_array(e.jti),
+                json_group_array(CASE WHEN r.reason <> ?2 THEN {} END)
+         FROM revocation_events e LEFT JOIN revoked_tokens r ON r.jti = e.jti
+         WHERE e.seq > ?1",
         until_ms("r.expires_at")
     )
 });
 
-type PollRow = (Option<i64>, i64, Option<i64>, Option<String>, Option<i64>, Option<String>);
+type PollRow = (Option<i64>, i64, String, String, String);
 
 pub(super) struct Source {
     conn: SqliteConnection,
@@ -98,32 +103,39 @@ impl Source {
         if version == self.version {
             return Ok((Vec::new(), None));
         }
-        let rows: Vec<PollRow> =
-            sqlx::query_as(POLL.as_str()).bind(self.seen).fetch_all(&mut self.conn).await?;
-        let mut changes = Vec::with_capacity(rows.len());
-        let mut newest = self.seen;
-        let mut next = self.seen + 1;
-        let mut credentials = None;
-        for (handed_out, credentials_version, seq, jti, until_ms, reason) in rows {
-            newest = handed_out.unwrap_or(0);
-            credentials = Some(credentials_version);
-            let (Some(seq), Some(jti)) = (seq, jti) else { continue };
+        let (handed_out, credentials, seqs, ids, untils): PollRow = sqlx::query_as(POLL.as_str())
+            .bind(self.seen)
+            .bind(REFRESH_ROTATED)
+            .fetch_one(&mut self.conn)
+            .await?;
+        let (seqs, ids, untils): (Vec<i64>, Vec<String>, Vec<Option<i64>>) =
+            match (serde_json::from_str(&seqs), serde_json::from_str(&ids), serde_json::from_str(&untils)) {
+                (Ok(seqs), Ok(ids), Ok(untils)) => (seqs, ids, untils),
+                _ => return Err(DbError::decode("poll", "arrays that are not JSON")),
+            };
+        if seqs.len() != ids.len() || ids.len() != untils.len() {
+            return Err(DbError::decode("poll", "arrays of unequal lengths"));
+        }
+        let mut events: Vec<(i64, String, Option<i64>)> =
+            seqs.into_iter().zip(ids).zip(untils).map(|((seq, id), until)| (seq, id, until)).collect();
+        events.sort_unstable_by_key(|&(seq, _, _)| seq);
+        let newest = handed_out.unwrap_or(0);
+        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let mut changes = Vec::with_capacity(events.len());
+        for (next, (seq, jti, until)) in (self.seen + 1..).zip(events) {
             if seq != next {
                 return Err(DbError::EventGap);
             }
-            next += 1;
-            let Ok(id) = Uuid::parse_str(&jti) else {
-                skip_unmatchable(&jti);
-                continue;
-            };
-            let until = until_ms.zip(reason).and_then(|(until, reason)| wanted(until, &reason));
-            changes.push((id, until));
+            match Uuid::parse_str(&jti) {
+                Ok(id) => changes.push((id, until)),
+                Err(_) => skip_unmatchable(&jti),
+            }
         }
-        if newest != next - 1 {
+        if newest != self.seen.saturating_add(count) {
             return Err(DbError::EventGap);
         }
         self.version = version;
         self.seen = newest;
-        Ok((changes, credentials))
+        Ok((changes, Some(credentials)))
     }
 }
