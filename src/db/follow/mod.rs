@@ -64,10 +64,10 @@ pub(super) fn until_ms(time: DateTime<Utc>) -> i64 {
 
 /// What memory should hold for a row whose token expires at `until_ms`
 /// (as the database computed it) with this reason: used-up refresh tokens
-/// stay out of memory. This instance's own writes and SQLite's reads apply
-/// it here; Postgres' load and poll in their statements, with
-/// [`REFRESH_ROTATED`] bound (their rows come by the million), as do the
-/// triggers' WHEN clauses.
+/// stay out of memory. This instance's own writes and SQLite's load apply
+/// it here; Postgres' load and poll and SQLite's poll in their statements,
+/// with [`REFRESH_ROTATED`] bound (their rows come by the hundred thousand),
+/// as do the triggers' WHEN clauses.
 pub(super) fn wanted(until_ms: i64, reason: &str) -> Option<i64> {
     (reason != REFRESH_ROTATED).then_some(until_ms)
 }
