@@ -27,9 +27,9 @@ use rocket::config::LogLevel;
 use rocket::figment::Figment;
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
+use tracing_log::LogTracer;
 use tracing_subscriber::filter::{DynFilterFn, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::config::LogFormat;
@@ -95,19 +95,26 @@ pub fn init(figment: &Figment) {
     let dropped = writer.error_counter();
     let layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours).with_writer(writer);
     let installed = match format {
-        LogFormat::Text => tracing_subscriber::registry().with(layer.with_filter(filter)).try_init(),
+        LogFormat::Text => tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(layer.with_filter(filter)),
+        ),
         LogFormat::Json => {
             let json = layer.json().flatten_event(true).with_current_span(false);
             let format =
                 tracing_subscriber::fmt::format().json().flatten_event(true).with_current_span(false);
-            tracing_subscriber::registry()
-                .with(json.event_format(json_lines::JsonLines(format)).with_filter(filter))
-                .try_init()
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::registry()
+                    .with(json.event_format(json_lines::JsonLines(format)).with_filter(filter)),
+            )
         }
     };
     if installed.is_err() {
         tracing::debug!("a log subscriber was already installed");
         return;
+    }
+    let bridge = Bridge { tracer: LogTracer::new(), rocket_server_info: rocket_server >= LevelFilter::INFO };
+    if log::set_boxed_logger(Box::new(bridge)).is_err() {
+        tracing::debug!("a log bridge was already installed");
     }
     // The `log` bridge was installed at the most verbose level (the filter
     // gives no hint): say the configured one, so a `log` record the filter
@@ -122,6 +129,43 @@ pub fn init(figment: &Figment) {
     });
     let _ = DROPPED.set(dropped);
     *WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(guard);
+}
+
+/// The bridge from `log` (Rocket's records, and this service's `log::`
+/// lines) into `tracing`: tracing-log's, behind one test of the target.
+/// Rocket writes four info records per request under `rocket::server` (the
+/// request, the route matched, the outcome, "Response succeeded"), which
+/// the filter drops below debug: dropped here, each costs a comparison, not
+/// about 500 instructions through the subscriber's filters (callgrind; issue
+/// 20: a request line's cost).
+struct Bridge {
+    tracer: LogTracer,
+    /// Whether Rocket's server writes below warnings (`debug` only).
+    rocket_server_info: bool,
+}
+
+impl Bridge {
+    fn passes(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.rocket_server_info
+            || metadata.level() <= log::Level::Warn
+            || !metadata.target().starts_with("rocket::server")
+    }
+}
+
+impl log::Log for Bridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.passes(metadata) && self.tracer.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.passes(record.metadata()) {
+            self.tracer.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.tracer.flush();
+    }
 }
 
 /// At most a number of log lines a second: the first ones of each second

@@ -11,7 +11,7 @@
 //! member) go to tracing-subscriber's formatter, which knows those shapes.
 
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -43,7 +43,9 @@ where
         }
         writer.write_str("{\"timestamp\":\"")?;
         timestamp(&mut writer)?;
-        write!(writer, "\",\"level\":\"{}\"", metadata.level())?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(metadata.level().as_str())?;
+        writer.write_char('"')?;
         let mut fields = Fields { writer: &mut writer, result: Ok(()) };
         event.record(&mut fields);
         fields.result?;
@@ -64,9 +66,9 @@ impl Fields<'_, '_> {
         if self.result.is_ok() {
             self.result = self
                 .writer
-                .write_char(',')
-                .and_then(|()| string(self.writer, field.name()))
-                .and_then(|()| self.writer.write_char(':'))
+                .write_str(",\"")
+                .and_then(|()| Escaped(self.writer).write_str(field.name()))
+                .and_then(|()| self.writer.write_str("\":"))
                 .and_then(|()| value(self.writer));
         }
     }
@@ -78,55 +80,73 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.member(field, |writer| writer.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.member(field, |writer| writer.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.member(field, |writer| writer.write_str(if value { "true" } else { "false" }));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // As serde_json writes it (null for what JSON cannot hold).
-        self.member(field, |writer| match serde_json::Number::from_f64(value) {
-            Some(number) => write!(writer, "{number}"),
-            None => writer.write_str("null"),
+        // As serde_json writes it (ryu's shortest form; null for what JSON
+        // cannot hold).
+        self.member(field, |writer| match value.is_finite() {
+            true => writer.write_str(ryu::Buffer::new().format_finite(value)),
+            false => writer.write_str("null"),
         });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.member(field, |writer| string(writer, &format!("{value:?}")));
+        // The message (`format_args!`) comes here: written through the
+        // escape as it is formatted, never held in a `String`.
+        self.member(field, |writer| {
+            writer.write_char('"')?;
+            write!(Escaped(writer), "{value:?}")?;
+            writer.write_char('"')
+        });
     }
 }
 
 /// `text` as a JSON string, escaped as serde_json escapes it.
 fn string(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
     writer.write_char('"')?;
-    let mut plain = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        writer.write_str(&text[plain..at])?;
-        match escape {
-            "" => write!(writer, "\\u{byte:04x}")?,
-            escape => writer.write_str(escape)?,
-        }
-        plain = at + 1;
-    }
-    writer.write_str(&text[plain..])?;
+    Escaped(writer).write_str(text)?;
     writer.write_char('"')
+}
+
+/// Writes what it is given escaped for the inside of a JSON string, so a
+/// `Debug` value goes into the line with no `String` of its own.
+struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        // Almost every text (names, ids, routes) needs no escape: a test of
+        // every byte without a branch per byte, which the compiler vectorizes.
+        let special = |byte: u8| byte < 0x20 || byte == b'"' || byte == b'\\';
+        if !text.bytes().fold(false, |found, byte| found | special(byte)) {
+            return self.0.write_str(text);
+        }
+        let mut plain = 0;
+        for (at, byte) in text.bytes().enumerate().filter(|&(_, byte)| special(byte)) {
+            self.0.write_str(&text[plain..at])?;
+            match byte {
+                b'"' => self.0.write_str("\\\""),
+                b'\\' => self.0.write_str("\\\\"),
+                b'\n' => self.0.write_str("\\n"),
+                b'\r' => self.0.write_str("\\r"),
+                b'\t' => self.0.write_str("\\t"),
+                0x08 => self.0.write_str("\\b"),
+                0x0c => self.0.write_str("\\f"),
+                _ => write!(self.0, "\\u{byte:04x}"),
+            }?;
+            plain = at + 1;
+        }
+        self.0.write_str(&text[plain..])
+    }
 }
 
 thread_local! {
@@ -143,7 +163,14 @@ fn timestamp(writer: &mut Writer<'_>) -> fmt::Result {
             let at = chrono::DateTime::from_timestamp(since.as_secs() as i64, 0).unwrap_or_default();
             *cached = (since.as_secs(), at.format("%Y-%m-%dT%H:%M:%S").to_string());
         }
-        write!(writer, "{}.{:06}Z", cached.1, since.subsec_micros())
+        writer.write_str(&cached.1)?;
+        let mut fraction = *b".000000Z";
+        let mut micros = since.subsec_micros();
+        for digit in fraction[1..7].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
     })
 }
 
@@ -153,10 +180,24 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {
-        for text in ["plain", "a\"b\\c", "line\nbreak\ttab\r", "\u{1}\u{1f}\u{8}\u{c}", "ünïcode ✓", ""] {
+        for text in [
+            "plain",
+            "a\"b\\c",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}\u{8}\u{c}\u{7f}",
+            "ünïcode ✓",
+            "",
+            "\"",
+            "end\\",
+        ] {
             let mut line = String::new();
             string(&mut Writer::new(&mut line), text).expect("written");
             assert_eq!(line, serde_json::to_string(text).expect("serialized"), "{text:?}");
+            // In pieces, as `format_args!` hands a message over.
+            let mut pieces = String::new();
+            write!(Escaped(&mut Writer::new(&mut pieces)), "{text}{}{text}", 7).expect("written");
+            let whole = serde_json::to_string(&format!("{text}7{text}")).expect("serialized");
+            assert_eq!(pieces, whole[1..whole.len() - 1], "{text:?}");
         }
     }
 

@@ -151,6 +151,19 @@ async fn nothing_secret_reaches_the_log(backend: Backend) {
         assert_eq!(traced["user_id"], bearer_user(access));
         assert!(requests.iter().any(|line| line["route"] == "/auth/login" && line["status"] == 401));
         assert!(log.iter().any(|line| line.contains("database migrated")), "lifecycle: migration");
+        // Rocket's own records of each request (the route matched, the
+        // outcome) at debug only; below it, this service's line says it all.
+        let rocket_requests = log
+            .iter()
+            .filter(|line| {
+                line.contains(r#""log.target":"rocket::server"#) && line.contains(r#""level":"INFO""#)
+            })
+            .count();
+        assert_eq!(
+            rocket_requests > 0,
+            level == "debug",
+            "Rocket's request records at {level}: {rocket_requests}"
+        );
         let shield: Vec<&String> = log
             .iter()
             .filter(|line| line.contains("rocket::shield") && line.contains(r#""level":"WARN""#))
