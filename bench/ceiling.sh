@@ -69,3 +69,58 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f
 say "  median of ${#RATIOS[@]} rounds: ceiling/ours = $(median "${RATIOS[@]}") (goal >= 0.95); a request line costs $(median "${LINE_COSTS[@]}") us (goal about 1.5)"
 WRK_PIN=""
 pin_postgres "0-$(($(nproc) - 1))"
+
+# Instructions per request, counted by callgrind: the same binary and the
+# same requests give the same count whatever else this shared machine does,
+# where CPU time above drifts by several per cent between rounds. Each
+# server runs under valgrind with instrumentation off (start-up, the cache's
+# load, a warm-up of WARM requests), then on for exactly COUNTED requests
+# (bench/requests.py, 4 keep-alive connections); background work in that
+# window (the follower's heartbeat polls) counts as ours.
+say ""
+say "## GET /protected, instructions per request (callgrind) against the ceiling"
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+WARM=500
+COUNTED=4000
+# counted LABEL PID PORT: sets IR to the instructions per counted request.
+counted() {
+    local label=$1 pid=$2 port=$3 total
+    until curl -s -o /dev/null "http://127.0.0.1:$port/protected"; do sleep 0.2; done
+    python3 bench/requests.py "$port" /protected "$CEILING_TOKEN" "$WARM"
+    callgrind_control -i on "$pid" >/dev/null
+    python3 bench/requests.py "$port" /protected "$CEILING_TOKEN" "$COUNTED"
+    callgrind_control -i off "$pid" >/dev/null
+    rm -f "$WORK"/callgrind.out.*
+    callgrind_control -d "$pid" >/dev/null
+    total=$(cat "$WORK"/callgrind.out.* | awk '/^(summary|totals):/ { s += $2 } END { print s }')
+    IR=$(awk -v t="$total" -v n="$COUNTED" 'BEGIN { printf "%.0f", t / n }')
+    say "$(printf '%-52s instructions/request=%s' "$label" "$IR")"
+}
+valgrind_wrapper() { # NAME BINARY: $WORK/NAME runs BINARY under callgrind
+    printf '#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s/callgrind.out.%%p %s "$@"\n' \
+        "$WORK" "$2" >"$WORK/$1"
+    chmod +x "$WORK/$1"
+}
+valgrind_wrapper limit-cg "$(realpath "$LIMIT_DIR/target/release/rocket_limit")"
+valgrind_wrapper with-check-cg "$WORK/with-check"
+ROCKET_PORT=18113 ROCKET_JWT_SECRET="$SECRET" ROCKET_LOG_LEVEL=critical "$WORK/limit-cg" >"$WORK/limit-cg.log" 2>&1 &
+L=$!
+PIDS+=("$L")
+counted "ceiling: rocket_limit" "$L" 18113
+CEILING_IR=$IR
+stop "$L"
+start quiet-cg with-check-cg 18114
+Q=$PID
+wait_live 18114
+counted "ours, check + metrics, request lines off" "$Q" 18114
+QUIET_IR=$IR
+stop "$Q"
+start lines-cg with-check-cg 18115 ROCKET_LOG_LEVEL=normal ROCKET_LOG_FORMAT=json
+N=$PID
+wait_live 18115
+counted "ours, request lines on (normal, JSON, to a file)" "$N" 18115
+LINES_IR=$IR
+stop "$N"
+awk -v c="$CEILING_IR" -v q="$QUIET_IR" -v l="$LINES_IR" 'BEGIN {
+    printf "  ceiling/ours = %.3f in instructions; a request line costs %d instructions\n", c / q, l - q }' |
+    tee -a "$OUT"
