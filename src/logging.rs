@@ -116,9 +116,9 @@ pub fn init(figment: &Figment) {
     if log::set_boxed_logger(Box::new(bridge)).is_err() {
         tracing::debug!("a log bridge was already installed");
     }
-    // The `log` bridge was installed at the most verbose level (the filter
-    // gives no hint): say the configured one, so a `log` record the filter
-    // would drop (Rocket writes several per request) is never even built.
+    // `log` builds a record only below its max level (Off until set): the
+    // configured one, so a record the filter would drop anyway (Rocket's
+    // debug lines, say) is never even built.
     log::set_max_level(match level {
         LevelFilter::OFF => log::LevelFilter::Off,
         LevelFilter::ERROR => log::LevelFilter::Error,
