@@ -217,7 +217,35 @@ async fn a_bulk_revocation_by_sql_is_taken_in_without_leaving_memory(backend: Ba
     assert!(after.trusted);
 }
 
+/// Events carry the state they left their row in (migration 11 on both
+/// backends), so a poll needs no lookup; an event written before that, with
+/// no state, still reaches memory: its row is looked up. Made here by
+/// clearing the state of a fresh event in the transaction that wrote it.
+async fn an_event_written_before_events_carried_state_is_looked_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tokens = app.signup("alice").await;
+    wait_until_trusted(&app).await;
+    let sid = claim(&tokens.access, "sid");
+    let expiry = match backend {
+        Backend::Postgres => "now() + interval '1 day'",
+        Backend::Sqlite => "'2099-01-01T00:00:00Z'",
+    };
+
+    app.db
+        .execute(&format!(
+            "BEGIN;
+             INSERT INTO revoked_tokens (jti, expires_at) VALUES ('{sid}', {expiry});
+             UPDATE revocation_events SET expires_at = NULL, reason = NULL WHERE jti = '{sid}';
+             COMMIT;"
+        ))
+        .await;
+
+    rejected_within(&app, &tokens.access, PROPAGATION_BOUND).await;
+    assert!(app.store().revocation_cache().trusted, "refused from memory");
+}
+
 backend_tests!(
+    an_event_written_before_events_carried_state_is_looked_up,
     a_bulk_revocation_by_sql_is_taken_in_without_leaving_memory,
     any_value_a_dba_may_store_leaves_the_follower_live,
     the_cache_is_loaded_from_the_database_at_start,

@@ -31,20 +31,26 @@ use crate::db::DbError;
 pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(2);
 
 /// The newest event number ever handed out, the credentials' version, and
-/// every event past `?1` with the current row of its id, in one statement
-/// (one snapshot) and one row: the events as three JSON arrays (seq, id,
-/// expiry as [`until_ms`], null where memory holds nothing), because sqlx
-/// hands over a row at a cost of microseconds and a DBA's bulk revocation
-/// brings events by the hundred thousand. Used-up refresh tokens are left
-/// out here with [`REFRESH_ROTATED`] bound, as [`wanted`] does for the load.
+/// every event past `?1` with the state it left its row in (migration 11;
+/// an older event's row is looked up), in one statement (one snapshot) and
+/// one row: the events as three JSON arrays (seq, id, expiry as
+/// [`until_ms`], null where memory holds nothing), because sqlx hands over
+/// a row at a cost of microseconds and a DBA's bulk revocation brings
+/// events by the hundred thousand. Used-up refresh tokens are left out here
+/// with [`REFRESH_ROTATED`] bound, as [`wanted`] does for the load.
 static POLL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'),
                 (SELECT version FROM credentials_version),
                 json_group_array(e.seq), json_group_array(e.jti),
-                json_group_array(CASE WHEN r.reason <> ?2 THEN {} END)
-         FROM revocation_events e LEFT JOIN revoked_tokens r ON r.jti = e.jti
+                json_group_array(CASE
+                    WHEN e.reason IS NOT NULL THEN (CASE WHEN e.reason <> ?2 THEN {} END)
+                    WHEN e.old_expires_at IS NULL
+                    THEN (SELECT {} FROM revoked_tokens r WHERE r.jti = e.jti AND r.reason <> ?2)
+                END)
+         FROM revocation_events e
          WHERE e.seq > ?1",
+        until_ms("e.expires_at"),
         until_ms("r.expires_at")
     )
 });
