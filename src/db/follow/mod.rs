@@ -4,8 +4,10 @@
 //! [`MAX_STALENESS`] behind the database.
 //!
 //! Only table rows decide what memory holds. Each backend keeps an app-owned,
-//! trigger-fed event log of the ids whose rows changed; the follower reads it
-//! past its cursor and re-reads those rows ([`postgres`], [`sqlite`]). A
+//! trigger-fed event log of the rows that changed, each event with the
+//! state the change left its row in (migration 11 of each backend; an older
+//! event's row is looked up); the follower reads it past its cursor and
+//! applies it in order ([`postgres`], [`sqlite`]). A
 //! Postgres notification only wakes the follower early: its payload is never
 //! read, so a forged `NOTIFY` costs one cheap poll and changes nothing.
 //!

@@ -1,6 +1,7 @@
 //! The SQLite side of the follower. SQLite has no notifications: the triggers
-//! of migration 3 append the id of every changed `revoked_tokens` row to
-//! `revocation_events`, and the follower, on a connection of its own, looks at
+//! (migrations 3, 10 and 11) append every changed `revoked_tokens` row, with
+//! the state it was left in, to `revocation_events`, and the follower, on a
+//! connection of its own, looks at
 //! `PRAGMA data_version` (which moves when another connection commits) every
 //! [`WATCH_INTERVAL`], reading the log past the last event it applied.
 //!
