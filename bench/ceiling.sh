@@ -92,7 +92,8 @@ counted() {
     callgrind_control -i off "$pid" >/dev/null
     rm -f "$WORK"/callgrind.out.*
     callgrind_control -d "$pid" >/dev/null
-    total=$(cat "$WORK"/callgrind.out.* | awk '/^(summary|totals):/ { s += $2 } END { print s }')
+    # The dump's total ("totals:"; older valgrind writes only "summary:").
+    total=$(cat "$WORK"/callgrind.out.* | awk '/^totals:/ { t = $2 } /^summary:/ { s = $2 } END { print (t != "" ? t : s) }')
     IR=$(awk -v t="$total" -v n="$COUNTED" 'BEGIN { printf "%.0f", t / n }')
     say "$(printf '%-52s instructions/request=%s' "$label" "$IR")"
 }

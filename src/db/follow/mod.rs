@@ -178,7 +178,7 @@ impl Store {
         let _batcher = AbortOnDrop(rocket::tokio::spawn(async move { batcher.batch_feed().await }));
         let _waker = match &self.backend {
             Backend::Postgres(pool) => {
-                let own = postgres::side_pool(pool, "jwt-blocklist-waker", 1);
+                let own = postgres::follower_pool(pool, "jwt-blocklist-waker", 1);
                 Some(AbortOnDrop(rocket::tokio::spawn(wake_followers(own, self.wake.clone(), self.timeout))))
             }
             // SQLite followers see every commit through `PRAGMA data_version`.

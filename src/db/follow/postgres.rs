@@ -83,7 +83,7 @@ pub(super) struct Source {
 
 impl Source {
     pub(super) async fn open(requests: &PgPool) -> Result<Source, DbError> {
-        let pool = side_pool(requests, "jwt-blocklist-listener", 2);
+        let pool = follower_pool(requests, "jwt-blocklist-listener", 2);
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let wake = Arc::new(Notify::new());
@@ -157,9 +157,10 @@ impl Source {
     }
 }
 
-/// A pool of `size` connections of the follower's own, named `name`
-/// ([`side_pool`](crate::db::postgres::side_pool)).
-pub(super) fn side_pool(requests: &PgPool, name: &str, size: u32) -> PgPool {
+/// A pool of `size` connections of the follower's own (its listener's and
+/// polls', or the waker's), named `name`: a
+/// [`side_pool`](crate::db::postgres::side_pool) that pings, without JIT.
+pub(super) fn follower_pool(requests: &PgPool, name: &str, size: u32) -> PgPool {
     // No JIT: compiling a poll took 30-80 ms of a poll that runs in a
     // fraction of one (measured with a million rows in the table).
     crate::db::postgres::side_pool(requests, Some(name), &[("jit", "off")], size, true)
